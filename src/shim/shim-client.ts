@@ -1,0 +1,223 @@
+/**
+ * HTTP/1.1 over a shim's unix management socket (`<root>/<id>/shim-monitor.sock`).
+ * One request per connection (as Kata's own client does), a hard deadline per request, a body cap,
+ * and the status code checked: a 404 or 500 from a shim is an error, never data.
+ */
+import * as http from 'node:http';
+import { KataMonitorError, errnoCode, getErrorMessage, type ErrorCode } from '../errors';
+import type { ScrapeErrorReason } from '../types';
+
+export const SHIM_SOCKET_NAME = 'shim-monitor.sock';
+
+export class ShimError extends KataMonitorError {
+  readonly reason: ScrapeErrorReason;
+  readonly status?: number;
+  constructor(
+    code: ErrorCode,
+    reason: ScrapeErrorReason,
+    message: string,
+    opts?: { cause?: unknown; status?: number },
+  ) {
+    super(code, message, opts);
+    this.name = 'ShimError';
+    this.reason = reason;
+    if (opts?.status !== undefined) this.status = opts.status;
+  }
+}
+
+export interface ShimRequestOptions {
+  /** Whole-request deadline (connect + headers + body), milliseconds. */
+  timeoutMs: number;
+  /** Largest body accepted, bytes. Larger bodies fail with reason `too_large`. */
+  maxBytes: number;
+  /** Aborts the request early (e.g. the scrape's own deadline). */
+  signal?: AbortSignal;
+  method?: string;
+}
+
+export interface ShimResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** Map a connect/transport error to a shim error with a scrape reason. */
+export function classifyTransportError(err: unknown, socketPath: string): ShimError {
+  const code = errnoCode(err);
+  if (code === 'ENOENT' || code === 'ENOTDIR') {
+    return new ShimError('SHIM_GONE', 'gone', `shim socket ${socketPath} does not exist`, { cause: err });
+  }
+  if (code === 'ECONNREFUSED' || code === 'EACCES' || code === 'EPERM') {
+    return new ShimError(
+      'SHIM_REFUSED',
+      'refused',
+      `shim socket ${socketPath} refused the connection (${code})`,
+      {
+        cause: err,
+      },
+    );
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE' || getErrorMessage(err) === 'aborted') {
+    return new ShimError(
+      'SHIM_PROTOCOL',
+      'parse',
+      `shim at ${socketPath} closed the connection mid-response`,
+      {
+        cause: err,
+      },
+    );
+  }
+  return new ShimError('SHIM_PROTOCOL', 'parse', `shim at ${socketPath}: ${getErrorMessage(err)}`, {
+    cause: err,
+  });
+}
+
+/**
+ * GET `path` from the shim listening on `socketPath`. Resolves only for a 2xx answer whose whole body
+ * arrived within the deadline and under the cap; otherwise rejects with a ShimError.
+ */
+export function shimRequest(
+  socketPath: string,
+  path: string,
+  opts: ShimRequestOptions,
+): Promise<ShimResponse> {
+  return new Promise<ShimResponse>((resolve, reject) => {
+    let settled = false;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (err: ShimError | null, res?: ShimResponse): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (err) {
+        req.destroy();
+        reject(err);
+      } else if (res) {
+        resolve(res);
+      }
+    };
+    const onAbort = (): void =>
+      finish(
+        new ShimError(
+          'SHIM_TIMEOUT',
+          'timeout',
+          `request to ${socketPath}${path} cancelled: scrape deadline reached`,
+        ),
+      );
+    const req = http.request({
+      socketPath,
+      path,
+      method: opts.method ?? 'GET',
+      host: 'shim',
+      agent: false,
+      headers: { Connection: 'close', Host: 'shim' },
+    });
+    const timer = setTimeout(
+      () =>
+        finish(
+          new ShimError(
+            'SHIM_TIMEOUT',
+            'timeout',
+            `shim at ${socketPath} did not answer ${path} within ${opts.timeoutMs} ms`,
+          ),
+        ),
+      opts.timeoutMs,
+    );
+    if (opts.signal) {
+      if (opts.signal.aborted) {
+        onAbort();
+        return;
+      }
+      opts.signal.addEventListener('abort', onAbort, { once: true });
+    }
+    req.on('error', err => finish(classifyTransportError(err, socketPath)));
+    req.on('response', res => {
+      const status = res.statusCode ?? 0;
+      const declared = Number(res.headers['content-length']);
+      if (Number.isFinite(declared) && declared > opts.maxBytes) {
+        finish(tooLarge(socketPath, path, opts.maxBytes));
+        return;
+      }
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > opts.maxBytes) {
+          finish(tooLarge(socketPath, path, opts.maxBytes));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('aborted', () => finish(classifyTransportError(new Error('aborted'), socketPath)));
+      res.on('error', err => finish(classifyTransportError(err, socketPath)));
+      res.on('end', () => {
+        if (!res.complete) {
+          finish(classifyTransportError(new Error('aborted'), socketPath));
+          return;
+        }
+        const body = Buffer.concat(chunks, size);
+        if (status < 200 || status > 299) {
+          const text = body.toString('utf8', 0, Math.min(body.length, 200)).trim();
+          finish(
+            new ShimError(
+              'SHIM_HTTP_STATUS',
+              'http_status',
+              `shim answered ${path} with HTTP ${status}: ${text}`,
+              {
+                status,
+              },
+            ),
+          );
+          return;
+        }
+        finish(null, { status, headers: res.headers, body });
+      });
+    });
+    req.end();
+  });
+}
+
+function tooLarge(socketPath: string, path: string, maxBytes: number): ShimError {
+  return new ShimError(
+    'SHIM_TOO_LARGE',
+    'too_large',
+    `shim at ${socketPath} sent more than ${maxBytes} bytes for ${path}`,
+  );
+}
+
+/**
+ * Open a streaming GET to the shim (for the /debug proxy). Resolves with the shim's response once its
+ * headers arrive; the caller pipes the body and owns destroying it. `timeoutMs` covers the whole exchange.
+ */
+export function shimStream(
+  socketPath: string,
+  path: string,
+  opts: { timeoutMs: number; headers?: http.OutgoingHttpHeaders },
+): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      socketPath,
+      path,
+      method: 'GET',
+      agent: false,
+      headers: { ...opts.headers, Connection: 'close', Host: 'shim' },
+    });
+    const timer = setTimeout(() => {
+      const err = new ShimError(
+        'SHIM_TIMEOUT',
+        'timeout',
+        `shim at ${socketPath} did not finish ${path} within ${opts.timeoutMs} ms`,
+      );
+      req.destroy(err);
+      reject(err);
+    }, opts.timeoutMs);
+    req.on('error', err => {
+      clearTimeout(timer);
+      reject(err instanceof ShimError ? err : classifyTransportError(err, socketPath));
+    });
+    req.on('response', res => {
+      res.on('close', () => clearTimeout(timer));
+      resolve(res);
+    });
+    req.end();
+  });
+}
