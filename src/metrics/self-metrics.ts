@@ -1,0 +1,119 @@
+/**
+ * The daemon's own metrics, on a prom-client Registry created here (never the global one).
+ * Everything the daemon says about itself is declared in this one place.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BuildInfo } from '../version';
+
+const SANDBOX_LABELS = ['sandbox_id', 'cri_uid', 'cri_name', 'cri_namespace'] as const;
+
+export interface SelfMetrics {
+  registry: Registry;
+  /** upstream: number of sandbox-cache entries, set during each aggregated scrape */
+  runningShimCount: Gauge<string>;
+  /** upstream: every /metrics request */
+  scrapeCount: Counter<string>;
+  /** ours: aggregated scrapes in which any sandbox failed (upstream: encoding failures only) */
+  scrapeFailedCount: Counter<string>;
+  /** upstream: whole /metrics request duration in ms, buckets 1..512 */
+  scrapeDurationsMs: Histogram<string>;
+  criUp: Gauge<string>;
+  sandboxes: Gauge<'runtime'>;
+  sandboxesWithoutMetadata: Gauge<string>;
+  sandboxRootWatchUp: Gauge<'path'>;
+  buildInfo: Gauge<'version' | 'commit' | 'node_version' | 'cri_endpoint'>;
+  sandboxUp: Gauge<(typeof SANDBOX_LABELS)[number]>;
+  sandboxScrapeDurationSeconds: Gauge<(typeof SANDBOX_LABELS)[number]>;
+  sandboxScrapeErrorsTotal: Counter<'sandbox_id' | 'reason'>;
+  familyConflictsTotal: Counter<'family'>;
+}
+
+export interface SelfMetricsOptions {
+  /** Node process/runtime metrics (prefixed kata_monitor_); default on. */
+  defaultMetrics?: boolean;
+}
+
+export function createSelfMetrics(build: BuildInfo, opts: SelfMetricsOptions = {}): SelfMetrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics !== false) {
+    collectDefaultMetrics({ register: registry, prefix: 'kata_monitor_' });
+  }
+  const registers = [registry];
+  const m: SelfMetrics = {
+    registry,
+    runningShimCount: new Gauge({
+      name: 'kata_monitor_running_shim_count',
+      help: 'Running shim count(running sandboxes).',
+      registers,
+    }),
+    scrapeCount: new Counter({ name: 'kata_monitor_scrape_count', help: 'Scape count.', registers }),
+    scrapeFailedCount: new Counter({
+      name: 'kata_monitor_scrape_failed_count',
+      help: 'Failed scape count: aggregated scrapes in which at least one sandbox could not be scraped.',
+      registers,
+    }),
+    scrapeDurationsMs: new Histogram({
+      name: 'kata_monitor_scrape_durations_histogram_milliseconds',
+      help: 'Time used to scrape from shims',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+      registers,
+    }),
+    criUp: new Gauge({
+      name: 'kata_monitor_cri_up',
+      help: 'Whether the last call to the CRI runtime succeeded (1) or failed (0).',
+      registers,
+    }),
+    sandboxes: new Gauge({
+      name: 'kata_monitor_sandboxes',
+      help: 'Sandboxes currently discovered, by Kata runtime (go or rs).',
+      labelNames: ['runtime'],
+      registers,
+    }),
+    sandboxesWithoutMetadata: new Gauge({
+      name: 'kata_monitor_sandboxes_without_metadata',
+      help: 'Discovered sandboxes whose pod name, namespace and uid the CRI runtime has not reported yet.',
+      registers,
+    }),
+    sandboxRootWatchUp: new Gauge({
+      name: 'kata_monitor_sandbox_root_watch_up',
+      help: 'Whether a sandbox root directory is being watched (1) or is missing or unreadable (0).',
+      labelNames: ['path'],
+      registers,
+    }),
+    buildInfo: new Gauge({
+      name: 'kata_monitor_build_info',
+      help: 'Build and configuration of this kata-monitor; the value is always 1.',
+      labelNames: ['version', 'commit', 'node_version', 'cri_endpoint'],
+      registers,
+    }),
+    sandboxUp: new Gauge({
+      name: 'kata_monitor_sandbox_up',
+      help: "Whether the sandbox's shim was scraped successfully in the last aggregated scrape.",
+      labelNames: SANDBOX_LABELS,
+      registers,
+    }),
+    sandboxScrapeDurationSeconds: new Gauge({
+      name: 'kata_monitor_sandbox_scrape_duration_seconds',
+      help: "How long the last scrape of the sandbox's shim took, in seconds.",
+      labelNames: SANDBOX_LABELS,
+      registers,
+    }),
+    sandboxScrapeErrorsTotal: new Counter({
+      name: 'kata_monitor_sandbox_scrape_errors_total',
+      help: 'Failed scrapes of a sandbox, by reason.',
+      labelNames: ['sandbox_id', 'reason'],
+      registers,
+    }),
+    familyConflictsTotal: new Counter({
+      name: 'kata_monitor_family_conflicts_total',
+      help: 'Sandboxes whose samples of a family were dropped because they typed it differently than the others.',
+      labelNames: ['family'],
+      registers,
+    }),
+  };
+  m.buildInfo.set(
+    { version: build.version, commit: build.commit, node_version: build.node, cri_endpoint: '' },
+    1,
+  );
+  return m;
+}
