@@ -31,15 +31,18 @@ export interface ExpositionChunk {
 export interface CollectContext {
   /** The sandboxes of this collection, sorted by id. */
   sandboxes: readonly SandboxInfo[];
-  /** The shim outcome of every sandbox in `sandboxes`. */
-  shimOutcomes: ReadonlyMap<string, ShimOutcome>;
+  /**
+   * The shim outcome of a sandbox of `sandboxes`, settling as soon as that shim's scrape ends (sources run
+   * concurrently with the shim scrapes, so a source can react to one failed shim without waiting for all).
+   */
+  shimOutcome(sandboxId: string): Promise<ShimOutcome>;
   /** Aborted when the collection's deadline is reached; a source must resolve soon after. */
   signal: AbortSignal;
   /** Absolute deadline (Date.now() based) of this collection. */
   deadline: number;
 }
 
-/** A producer of extra families, called once per collection after the shims were scraped. */
+/** A producer of extra families, called once per collection, concurrently with the shim scrapes. */
 export interface ExtraSource {
   readonly name: string;
   /** Never rejects for a per-sandbox failure: failures are reported as metrics in the returned text. */
