@@ -1,0 +1,510 @@
+/**
+ * Host-side cost of each Kata sandbox, read from /proc and the cgroup filesystem only (never from the shim, so
+ * it keeps working when a shim hangs). An ExtraSource: called once per /metrics collection.
+ * Metric catalogue and formulas: docs/host-metrics.md.
+ */
+import { promises as fsp } from 'node:fs';
+import type { Logger } from '../log';
+import type { CollectContext, ExpositionChunk, ExtraSource } from '../metrics/source';
+import { TextBuilder, type LabelPairs } from '../metrics/text-builder';
+import { sandboxLabels, type SandboxInfo } from '../types';
+import {
+  isSaneNumber,
+  isValidCpuGrowth,
+  isValidMemoryBytes,
+  isValidProcessCpu,
+  overhead,
+  type HostFacts,
+} from './bounds';
+import {
+  cgroupFiles,
+  cgroupRelativePath,
+  parseCgroupV2CpuStat,
+  parseCgroupValue,
+  parseCpuacctUsage,
+  parseMemoryStat,
+  workingSetBytes,
+  type CgroupVersion,
+} from './cgroup-parse';
+import { countEntries, mapLimit, readParsed, type ReadFailureReason } from './fs-read';
+import { fixedHostFacts, systemHostFacts, type HostFactsProvider } from './host-facts';
+import { cgroupV2Marker, DEFAULT_HOST_PATHS, procFile, recordedStateFile } from './host-paths';
+import { parseRecordedState, type RecordedState } from './persist-parse';
+import { PidResolver, type LiveProcess } from './pid-discovery';
+import {
+  COMPONENTS,
+  DEFAULT_CLOCK_TICKS,
+  parseProcIo,
+  parseProcStatus,
+  parseUptime,
+  processCpuSeconds,
+  type Component,
+} from './proc-parse';
+
+/** Guest-side usage of a sandbox's containers (from the agent), used for the overhead series. */
+export interface GuestUsage {
+  cpuSeconds: number;
+  memoryBytes: number;
+}
+
+export interface HostCollectorOptions {
+  logger: Logger;
+  /** procfs mount (`--path.procfs`), default `/proc`. */
+  procfs?: string;
+  /** sysfs mount (`--path.sysfs`), default `/sys`. */
+  sysfs?: string;
+  /** run dir (`--path.run`), default `/run`. */
+  runDir?: string;
+  /** Fixed host facts (tests); default: systeminformation, cached. */
+  hostFacts?: HostFacts;
+  /** Minimum time between two `<procfs>/*\/cmdline` scans, default 60 s. */
+  cmdlineScanIntervalMs?: number;
+  /** Guest containers' usage of a sandbox, when the agent collector has it. */
+  guestUsage?: (sandboxId: string) => GuestUsage | undefined;
+  /** USER_HZ, default 100. */
+  clockTicks?: number;
+  /** Sandboxes read in parallel, default 8. */
+  concurrency?: number;
+  /**
+   * Where a dropped out-of-bounds sample is counted. Default: this collector keeps the counts and writes
+   * `kata_monitor_invalid_samples_total{family}` itself; set this to count them in a shared registry instead.
+   */
+  onInvalidSample?: (family: string) => void;
+  /** Monotonic milliseconds; injectable for tests. */
+  now?: () => number;
+}
+
+export type HostCollector = ExtraSource & { close(): Promise<void> };
+
+export const DEFAULT_CMDLINE_SCAN_INTERVAL_MS = 60_000;
+
+export const F = {
+  hostCpus: 'kata_monitor_host_cpus',
+  hostMemory: 'kata_monitor_host_memory_bytes',
+  procCpu: 'kata_monitor_sandbox_process_cpu_seconds_total',
+  procRss: 'kata_monitor_sandbox_process_resident_memory_bytes',
+  procVsz: 'kata_monitor_sandbox_process_virtual_memory_bytes',
+  procFds: 'kata_monitor_sandbox_process_open_fds',
+  procThreads: 'kata_monitor_sandbox_process_threads',
+  procIoRead: 'kata_monitor_sandbox_process_io_read_bytes_total',
+  procIoWrite: 'kata_monitor_sandbox_process_io_write_bytes_total',
+  podCpu: 'kata_monitor_pod_cpu_seconds_total',
+  podMem: 'kata_monitor_pod_memory_working_set_bytes',
+  podOvhCpu: 'kata_monitor_pod_overhead_cpu_seconds_total',
+  podOvhMem: 'kata_monitor_pod_overhead_memory_bytes',
+  invalid: 'kata_monitor_invalid_samples_total',
+  readErrors: 'kata_monitor_host_read_errors_total',
+  pidReused: 'kata_monitor_host_pid_reused_total',
+  duration: 'kata_monitor_host_collection_duration_seconds',
+} as const;
+
+function declareFamilies(b: TextBuilder, ownInvalid: boolean): void {
+  b.family(F.hostCpus, 'gauge', 'Logical CPUs of the host (systeminformation).');
+  b.family(F.hostMemory, 'gauge', 'Physical memory of the host in bytes (systeminformation).');
+  b.family(F.procCpu, 'counter', 'CPU time (user+system) of a Kata host process of the sandbox, in seconds.');
+  b.family(F.procRss, 'gauge', 'Resident memory (VmRSS) of a Kata host process of the sandbox, in bytes.');
+  b.family(
+    F.procVsz,
+    'gauge',
+    'Virtual memory size (VmSize) of a Kata host process of the sandbox, in bytes.',
+  );
+  b.family(F.procFds, 'gauge', 'Open file descriptors of a Kata host process of the sandbox.');
+  b.family(F.procThreads, 'gauge', 'Threads of a Kata host process of the sandbox.');
+  b.family(
+    F.procIoRead,
+    'counter',
+    'Bytes a Kata host process of the sandbox caused to be read from storage.',
+  );
+  b.family(
+    F.procIoWrite,
+    'counter',
+    'Bytes a Kata host process of the sandbox caused to be written to storage.',
+  );
+  b.family(F.podCpu, 'counter', "CPU time of the sandbox's host cgroups (sandbox + overhead), in seconds.");
+  b.family(F.podMem, 'gauge', "Working set (usage - inactive file) of the sandbox's host cgroups, in bytes.");
+  b.family(
+    F.podOvhCpu,
+    'counter',
+    'Host CPU seconds of the pod not used by its containers in the guest (clamped at 0).',
+  );
+  b.family(
+    F.podOvhMem,
+    'gauge',
+    'Host memory working set of the pod not used by its containers in the guest, bytes (clamped at 0).',
+  );
+  if (ownInvalid)
+    b.family(F.invalid, 'counter', 'Samples dropped because they were outside physical bounds, by family.');
+  b.family(
+    F.readErrors,
+    'counter',
+    'Host files (proc, cgroup, pid files) that could not be read or parsed, by file kind and reason.',
+  );
+  b.family(
+    F.pidReused,
+    'counter',
+    'Remembered Kata process PIDs found to belong to another process (start time changed).',
+  );
+  b.family(F.duration, 'gauge', 'Duration of the last host collection, in seconds.');
+}
+
+interface Sample {
+  family: string;
+  labels: LabelPairs;
+  value: number;
+}
+type Sink = (family: string, labels: LabelPairs, value: number) => void;
+
+interface RecordedCache {
+  mtimeMs: number;
+  size: number;
+  state: RecordedState | undefined;
+}
+
+export function createHostCollector(opts: HostCollectorOptions): HostCollector {
+  const logger = opts.logger.child({ component: 'host-collector' });
+  const procfs = opts.procfs ?? DEFAULT_HOST_PATHS.procfs;
+  const sysfs = opts.sysfs ?? DEFAULT_HOST_PATHS.sysfs;
+  const runDir = opts.runDir ?? DEFAULT_HOST_PATHS.runDir;
+  const clockTicks = opts.clockTicks ?? DEFAULT_CLOCK_TICKS;
+  const concurrency = opts.concurrency ?? 8;
+  const now = opts.now ?? (() => performance.now());
+  const facts: HostFactsProvider = opts.hostFacts ? fixedHostFacts(opts.hostFacts) : systemHostFacts(logger);
+
+  const invalidCounts = new Map<string, number>();
+  const readErrors = new Map<string, number>(); // key `file\0reason`
+  const reusedCounts = new Map<Component, number>();
+  const recordedCache = new Map<string, RecordedCache>();
+  /** Last valid value of a CPU counter per `sandbox\0family`, for the growth check. */
+  const lastCpu = new Map<string, { value: number; atMs: number }>();
+  let closed = false;
+  const running = new Set<Promise<unknown>>();
+
+  const countRead = (file: string, reason: ReadFailureReason): void => {
+    const k = `${file}\0${reason}`;
+    readErrors.set(k, (readErrors.get(k) ?? 0) + 1);
+  };
+  const countInvalid = (family: string, value: number, sandboxId: string): void => {
+    if (opts.onInvalidSample) opts.onInvalidSample(family);
+    else invalidCounts.set(family, (invalidCounts.get(family) ?? 0) + 1);
+    logger.warn('sample outside physical bounds dropped', {
+      family,
+      value: String(value),
+      sandbox_id: sandboxId,
+    });
+  };
+
+  const pids = new PidResolver({
+    procfs,
+    runDir,
+    scanIntervalMs: opts.cmdlineScanIntervalMs ?? DEFAULT_CMDLINE_SCAN_INTERVAL_MS,
+    logger,
+    now,
+    events: {
+      readError: countRead,
+      pidReused: (_id, component) => reusedCounts.set(component, (reusedCounts.get(component) ?? 0) + 1),
+    },
+  });
+
+  /** persist.json / state.json, re-read only when its mtime or size changed. */
+  async function readRecorded(sb: SandboxInfo): Promise<RecordedState | undefined> {
+    const file = recordedStateFile(sb.dir, sb.runtime);
+    const kind = sb.runtime === 'go' ? 'persist.json' : 'state.json';
+    let st;
+    try {
+      st = await fsp.stat(file);
+    } catch {
+      recordedCache.delete(sb.id);
+      return undefined; // not written yet, or already removed: the other sources still apply
+    }
+    const c = recordedCache.get(sb.id);
+    if (c && c.mtimeMs === st.mtimeMs && c.size === st.size) return c.state;
+    const r = await readParsed(file, t => parseRecordedState(t, sb.runtime));
+    if (!r.ok) {
+      countRead(kind, r.reason);
+      logger.debug('recorded state unusable', {
+        sandbox_id: sb.id,
+        file,
+        reason: r.reason,
+        message: r.message,
+      });
+    }
+    const state = r.ok ? r.value : undefined;
+    recordedCache.set(sb.id, { mtimeMs: st.mtimeMs, size: st.size, state });
+    return state;
+  }
+
+  /** Components to look for: runtime-rs Dragonball runs the VMM inside the shim, so no separate hypervisor. */
+  function componentsOf(sb: SandboxInfo, recorded: RecordedState | undefined): Component[] {
+    const hv = recorded?.hypervisorType ?? sb.hypervisor;
+    if (sb.runtime === 'rs' && hv === 'dragonball') return COMPONENTS.filter(c => c !== 'hypervisor');
+    return [...COMPONENTS];
+  }
+
+  async function detectCgroupVersion(): Promise<CgroupVersion> {
+    try {
+      await fsp.access(cgroupV2Marker(sysfs));
+      return 2;
+    } catch {
+      return 1;
+    }
+  }
+
+  async function readCgroup(
+    version: CgroupVersion,
+    rel: string,
+  ): Promise<{ cpuSeconds?: number; workingSetBytes?: number }> {
+    const files = cgroupFiles(sysfs, version, rel);
+    const [cpu, usage, stat] = await Promise.all([
+      readParsed(files.cpu, version === 2 ? parseCgroupV2CpuStat : parseCpuacctUsage),
+      readParsed(files.memUsage, t =>
+        parseCgroupValue(t, version === 2 ? 'memory.current' : 'memory.usage_in_bytes'),
+      ),
+      readParsed(files.memStat, parseMemoryStat),
+    ]);
+    const out: { cpuSeconds?: number; workingSetBytes?: number } = {};
+    if (cpu.ok) out.cpuSeconds = cpu.value;
+    else countRead('cgroup_cpu', cpu.reason);
+    if (usage.ok && stat.ok) {
+      try {
+        out.workingSetBytes = workingSetBytes(usage.value, stat.value, version);
+      } catch {
+        countRead('cgroup_memory', 'parse');
+      }
+    } else {
+      countRead('cgroup_memory', !usage.ok ? usage.reason : (stat as { reason: ReadFailureReason }).reason);
+    }
+    return out;
+  }
+
+  function cpuGrowthOk(
+    sandboxId: string,
+    family: string,
+    value: number,
+    atMs: number,
+    hf: HostFacts,
+  ): boolean {
+    const k = `${sandboxId}\0${family}`;
+    const prev = lastCpu.get(k);
+    const ok = prev
+      ? isValidCpuGrowth(prev.value, value, (atMs - prev.atMs) / 1000, hf)
+      : isSaneNumber(value);
+    if (ok) lastCpu.set(k, { value, atMs });
+    return ok;
+  }
+
+  interface SandboxResult {
+    processes: { component: Component; proc: LiveProcess }[];
+    recorded: RecordedState | undefined;
+    misses: Component[];
+  }
+
+  async function findProcesses(sb: SandboxInfo, prior?: SandboxResult): Promise<SandboxResult> {
+    const recorded = prior ? prior.recorded : await readRecorded(sb);
+    const wanted = prior ? prior.misses : componentsOf(sb, recorded);
+    const res: SandboxResult = { processes: prior ? [...prior.processes] : [], recorded, misses: [] };
+    for (const component of wanted) {
+      const proc = await pids.acquire(sb, component, recorded, true);
+      if (proc) res.processes.push({ component, proc });
+      else res.misses.push(component);
+    }
+    res.processes.sort((a, b) => COMPONENTS.indexOf(a.component) - COMPONENTS.indexOf(b.component));
+    return res;
+  }
+
+  async function emitProcesses(
+    b: Sink,
+    sb: SandboxInfo,
+    found: SandboxResult,
+    uptime: number | undefined,
+    hf: HostFacts,
+  ): Promise<void> {
+    const base = sandboxLabels(sb);
+    const seen = new Set<number>();
+    for (const { component, proc } of found.processes) {
+      // The same PID under two components (remote hypervisor = shim) is reported once, under the first.
+      if (seen.has(proc.pid)) continue;
+      seen.add(proc.pid);
+      const [status, io, fds] = await Promise.all([
+        readParsed(procFile(procfs, proc.pid, 'status'), parseProcStatus),
+        readParsed(procFile(procfs, proc.pid, 'io'), parseProcIo),
+        countEntries(procFile(procfs, proc.pid, 'fd')),
+      ]);
+      if (!status.ok) {
+        // Most often the process exited between reading stat and status: report nothing rather than a mix.
+        countRead('status', status.reason);
+        logger.debug('process status unreadable; process skipped', {
+          sandbox_id: sb.id,
+          component,
+          pid: proc.pid,
+          reason: status.reason,
+        });
+        continue;
+      }
+      const labels: LabelPairs = [...base, ['component', component]];
+      const cpu = processCpuSeconds(proc.stat, clockTicks);
+      const age = uptime === undefined ? undefined : uptime - proc.stat.startTimeTicks / clockTicks;
+      if (isValidProcessCpu(cpu, age, hf)) b(F.procCpu, labels, cpu);
+      else countInvalid(F.procCpu, cpu, sb.id);
+      const rss = status.value.residentBytes;
+      if (rss !== undefined) {
+        if (isValidMemoryBytes(rss, hf)) b(F.procRss, labels, rss);
+        else countInvalid(F.procRss, rss, sb.id);
+      }
+      const vsz = status.value.virtualBytes ?? proc.stat.vsizeBytes;
+      if (isSaneNumber(vsz)) b(F.procVsz, labels, vsz);
+      else countInvalid(F.procVsz, vsz, sb.id);
+      if (fds.ok) b(F.procFds, labels, fds.value);
+      else countRead('fd', fds.reason);
+      b(F.procThreads, labels, status.value.threads);
+      if (io.ok) {
+        b(F.procIoRead, labels, io.value.readBytes);
+        b(F.procIoWrite, labels, io.value.writeBytes);
+      } else {
+        countRead('io', io.reason);
+      }
+    }
+  }
+
+  async function emitCgroups(
+    b: Sink,
+    sb: SandboxInfo,
+    recorded: RecordedState | undefined,
+    version: CgroupVersion,
+    hf: HostFacts,
+  ): Promise<void> {
+    const rels = [recorded?.sandboxCgroupPath, recorded?.overheadCgroupPath]
+      .map(p => (p === undefined ? undefined : cgroupRelativePath(p)))
+      .filter((p): p is string => p !== undefined);
+    const unique = [...new Set(rels)];
+    if (unique.length === 0) return; // runtime-rs records none; nothing to read
+    const parts = await Promise.all(unique.map(rel => readCgroup(version, rel)));
+    const atMs = now();
+    const labels = sandboxLabels(sb);
+    const guest = guestOf(sb.id);
+    if (parts.every(p => p.cpuSeconds !== undefined)) {
+      const cpu = parts.reduce((s, p) => s + p.cpuSeconds!, 0);
+      if (cpuGrowthOk(sb.id, F.podCpu, cpu, atMs, hf)) {
+        b(F.podCpu, labels, cpu);
+        if (guest) {
+          const o = overhead(cpu, guest.cpuSeconds);
+          if (cpuGrowthOk(sb.id, F.podOvhCpu, o, atMs, hf)) b(F.podOvhCpu, labels, o);
+          else countInvalid(F.podOvhCpu, o, sb.id);
+        }
+      } else {
+        countInvalid(F.podCpu, cpu, sb.id);
+      }
+    }
+    if (parts.every(p => p.workingSetBytes !== undefined)) {
+      const mem = parts.reduce((s, p) => s + p.workingSetBytes!, 0);
+      if (isValidMemoryBytes(mem, hf)) {
+        b(F.podMem, labels, mem);
+        if (guest) {
+          const o = overhead(mem, guest.memoryBytes);
+          if (isValidMemoryBytes(o, hf)) b(F.podOvhMem, labels, o);
+          else countInvalid(F.podOvhMem, o, sb.id);
+        }
+      } else {
+        countInvalid(F.podMem, mem, sb.id);
+      }
+    }
+  }
+
+  function guestOf(id: string): GuestUsage | undefined {
+    if (!opts.guestUsage) return undefined;
+    try {
+      return opts.guestUsage(id);
+    } catch (err) {
+      logger.warn('guestUsage callback threw; overhead skipped', { sandbox_id: id, err });
+      return undefined;
+    }
+  }
+
+  async function readUptime(): Promise<number | undefined> {
+    const r = await readParsed(`${procfs}/uptime`, parseUptime);
+    if (r.ok) return r.value;
+    countRead('uptime', r.reason);
+    return undefined;
+  }
+
+  async function collectOnce(ctx: CollectContext): Promise<ExpositionChunk[]> {
+    const started = now();
+    const b = new TextBuilder();
+    declareFamilies(b, !opts.onInvalidSample);
+    const known = await facts.get();
+    if (known) {
+      b.sample(F.hostCpus, [], known.cpus);
+      b.sample(F.hostMemory, [], known.memoryBytes);
+    }
+    // Unknown facts: only the sanity checks (finite, >= 0) apply.
+    const hf: HostFacts = known ?? { cpus: Infinity, memoryBytes: Infinity };
+    const ids = new Set(ctx.sandboxes.map(s => s.id));
+    pids.retain(ids);
+    for (const id of recordedCache.keys()) if (!ids.has(id)) recordedCache.delete(id);
+    for (const k of lastCpu.keys()) if (!ids.has(k.slice(0, k.indexOf('\0')))) lastCpu.delete(k);
+
+    const [uptime, version] = await Promise.all([readUptime(), detectCgroupVersion()]);
+    const live = ctx.signal.aborted ? [] : ctx.sandboxes;
+    const idx = live.map((_, i) => i);
+    let found = await mapLimit(idx, concurrency, i => findProcesses(live[i]!));
+    if (found.some(f => f.misses.length > 0) && pids.scanDue() && !ctx.signal.aborted) {
+      await pids.scan(ids);
+      const before = found;
+      found = await mapLimit(idx, concurrency, i =>
+        before[i]!.misses.length > 0 ? findProcesses(live[i]!, before[i]) : Promise.resolve(before[i]!),
+      );
+    }
+    // Sandboxes are read concurrently; their samples are written afterwards in sandbox order (deterministic text).
+    const samples = await mapLimit(idx, concurrency, async i => {
+      const out: Sample[] = [];
+      if (ctx.signal.aborted) return out;
+      const sink: Sink = (family, labels, value) => out.push({ family, labels, value });
+      await emitProcesses(sink, live[i]!, found[i]!, uptime, hf);
+      await emitCgroups(sink, live[i]!, found[i]!.recorded, version, hf);
+      return out;
+    });
+    for (const list of samples) for (const x of list) b.sample(x.family, x.labels, x.value);
+
+    for (const [family, n] of [...invalidCounts].sort()) b.sample(F.invalid, [['family', family]], n);
+    for (const [k, n] of [...readErrors].sort()) {
+      const [file, reason] = k.split('\0') as [string, string];
+      b.sample(
+        F.readErrors,
+        [
+          ['file', file],
+          ['reason', reason],
+        ],
+        n,
+      );
+    }
+    for (const c of COMPONENTS) {
+      const n = reusedCounts.get(c);
+      if (n !== undefined) b.sample(F.pidReused, [['component', c]], n);
+    }
+    const seconds = (now() - started) / 1000;
+    b.sample(F.duration, [], seconds);
+    logger.debug('host collection done', { sandboxes: live.length, duration_ms: Math.round(seconds * 1000) });
+    return [{ text: b.toString() }];
+  }
+
+  return {
+    name: 'host',
+    async collect(ctx: CollectContext): Promise<ExpositionChunk[]> {
+      if (closed) return [];
+      const p = collectOnce(ctx).catch((err: unknown) => {
+        // Never reject: a bug here must not blank /metrics.
+        logger.error('host collection failed', { err });
+        return [];
+      });
+      running.add(p);
+      try {
+        return await p;
+      } finally {
+        running.delete(p);
+      }
+    },
+    async close(): Promise<void> {
+      closed = true;
+      await Promise.all([...running]);
+    },
+  };
+}
