@@ -1,0 +1,467 @@
+/**
+ * The agent as an extra metrics source of the /metrics collection (ExtraSource, src/metrics/source.ts):
+ *  1. guest + agent families straight from the agent (`GetMetrics`) when the shim could not be scraped
+ *     (mode `fallback`, default) or always (mode `always`, families the shim gave are skipped);
+ *  2. per-container guest stats from `StatsContainer` (kata_monitor_guest_container_*);
+ *  3. kata_monitor_agent_up (health Check) and kata_monitor_agent_info (GetGuestDetails, cached);
+ *  4. kata_monitor_agent_errors_total{sandbox_id,reason}, kept across collections.
+ * PERMISSION_DENIED (agent policy) and UNIMPLEMENTED answers are remembered per sandbox and method and not
+ * retried before `deniedRetryMs`. Everything is bounded by the collection deadline.
+ */
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { getErrorMessage, isKataMonitorError } from '../errors';
+import type { Logger } from '../log';
+import type { CollectContext, ExpositionChunk, ExtraSource, ShimOutcome } from '../metrics/source';
+import { TextBuilder, type LabelPairs } from '../metrics/text-builder';
+import { SHIM_SOCKET_NAME, shimRequest } from '../shim/shim-client';
+import { sandboxLabels, type SandboxInfo } from '../types';
+import { AgentClient } from './agent-client';
+import { parseAgentUrl } from './agent-url';
+import type { VsockBinding } from './dialers';
+import { ServingStatus, type GuestDetailsResponse, type StatsContainerResponse } from './messages';
+import { GrpcCode, TtrpcStatusError } from './ttrpc-client';
+
+export type AgentMetricsMode = 'fallback' | 'always' | 'never';
+
+export type AgentErrorReason =
+  'permission_denied' | 'unimplemented' | 'timeout' | 'unreachable' | 'protocol' | 'vsock_unavailable';
+
+export interface AgentCollectorOptions {
+  logger: Logger;
+  /** When to take guest/agent families from the agent itself (default `fallback`). */
+  agentMetrics?: AgentMetricsMode;
+  /** Per-container StatsContainer families (default true). */
+  collectContainerStats?: boolean;
+  /** Upper bound of one agent call, ms (default 5000; the collection deadline also applies). */
+  callTimeoutMs?: number;
+  /** Connect + hybrid-vsock handshake deadline, ms (default 2000). */
+  dialTimeoutMs?: number;
+  /** Container ids of a sandbox when its directory has no per-container sub-directories (runtime-rs). */
+  containerIds?: (sb: SandboxInfo) => Promise<string[]> | string[];
+  /** Cap on the shim's /agent-url answer, bytes (default 4096). */
+  shimMaxBytes?: number;
+  /** Deadline of the /agent-url request to the shim, ms (default 1000). */
+  shimTimeoutMs?: number;
+  /** How long a PERMISSION_DENIED / UNIMPLEMENTED answer is remembered, ms (default 5 minutes). */
+  deniedRetryMs?: number;
+  /** How long GetGuestDetails answers are cached, ms (default 10 minutes). */
+  detailsRefreshMs?: number;
+  /** vsock implementation override (tests); null disables vsock. */
+  vsock?: VsockBinding | null;
+  /** Clock (tests). */
+  now?: () => number;
+}
+
+export const AGENT_METHOD = {
+  getMetrics: 'GetMetrics',
+  statsContainer: 'StatsContainer',
+  guestDetails: 'GetGuestDetails',
+  check: 'Check',
+} as const;
+type MethodName = (typeof AGENT_METHOD)[keyof typeof AGENT_METHOD];
+
+/** Valid container id: what containerd / CRI-O use (hex) and what Kata's verify_id accepts. */
+const CONTAINER_ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
+interface SandboxState {
+  shimUrl?: string;
+  shimUrlInFlight?: Promise<void>;
+  client?: AgentClient;
+  /** method → Date.now() before which it is not called again */
+  backoff: Map<MethodName, number>;
+  details?: { value: GuestDetailsResponse; at: number };
+  errors: Map<AgentErrorReason, number>;
+}
+
+/** Map an agent call failure to an error reason (pure). */
+export function agentErrorReason(err: unknown): AgentErrorReason {
+  if (err instanceof TtrpcStatusError) {
+    if (err.grpcCode === GrpcCode.PERMISSION_DENIED) return 'permission_denied';
+    if (err.grpcCode === GrpcCode.UNIMPLEMENTED) return 'unimplemented';
+    if (err.grpcCode === GrpcCode.DEADLINE_EXCEEDED) return 'timeout';
+    return 'protocol';
+  }
+  if (isKataMonitorError(err)) {
+    switch (err.code) {
+      case 'AGENT_TIMEOUT':
+        return 'timeout';
+      case 'VSOCK_UNAVAILABLE':
+        return 'vsock_unavailable';
+      case 'AGENT_PROTOCOL':
+        return 'protocol';
+      default:
+        return 'unreachable';
+    }
+  }
+  return 'protocol';
+}
+
+/** Container stats of one container as samples (pure). */
+export function renderContainerStats(
+  b: TextBuilder,
+  sb: Pick<SandboxInfo, 'id' | 'cri'>,
+  containerId: string,
+  stats: StatsContainerResponse,
+): void {
+  declareContainerFamilies(b);
+  const base: [string, string][] = [...sandboxLabels(sb), ['container_id', containerId]];
+  const cg = stats.cgroup_stats;
+  const cpu = cg?.cpu_stats?.cpu_usage;
+  if (cpu) b.sample(F.cpu, base, cpu.total_usage / 1e9);
+  const mem = cg?.memory_stats?.usage;
+  if (mem) {
+    b.sample(F.memUsage, base, mem.usage);
+    b.sample(F.memLimit, base, mem.limit);
+  }
+  if (cg?.pids_stats) b.sample(F.pids, base, cg.pids_stats.current);
+  const ops = new Map<string, number>();
+  for (const e of cg?.blkio_stats?.io_service_bytes_recursive ?? []) {
+    const op = e.op.toLowerCase();
+    ops.set(op, (ops.get(op) ?? 0) + e.value);
+  }
+  for (const [op, v] of [...ops].sort((x, y) => x[0].localeCompare(y[0]))) {
+    b.sample(F.blkio, [...base, ['op', op]], v);
+  }
+  for (const n of stats.network_stats ?? []) {
+    const labels: LabelPairs = [...base, ['interface', n.name]];
+    b.sample(F.rx, labels, n.rx_bytes);
+    b.sample(F.tx, labels, n.tx_bytes);
+  }
+}
+
+const F = {
+  cpu: 'kata_monitor_guest_container_cpu_usage_seconds_total',
+  memUsage: 'kata_monitor_guest_container_memory_usage_bytes',
+  memLimit: 'kata_monitor_guest_container_memory_limit_bytes',
+  pids: 'kata_monitor_guest_container_pids',
+  blkio: 'kata_monitor_guest_container_blkio_bytes_total',
+  rx: 'kata_monitor_guest_container_network_receive_bytes_total',
+  tx: 'kata_monitor_guest_container_network_transmit_bytes_total',
+  up: 'kata_monitor_agent_up',
+  info: 'kata_monitor_agent_info',
+  errors: 'kata_monitor_agent_errors_total',
+} as const;
+
+function declareContainerFamilies(b: TextBuilder): void {
+  b.family(
+    F.cpu,
+    'counter',
+    'CPU time used by a container inside the guest, from the agent (StatsContainer).',
+  );
+  b.family(
+    F.memUsage,
+    'gauge',
+    'Memory used by a container inside the guest (cgroup usage), from the agent.',
+  );
+  b.family(
+    F.memLimit,
+    'gauge',
+    'Memory limit of a container inside the guest (cgroup limit), from the agent.',
+  );
+  b.family(F.pids, 'gauge', 'Processes (tasks) of a container inside the guest, from the agent.');
+  b.family(F.blkio, 'counter', 'Bytes of block I/O done by a container inside the guest, by operation.');
+  b.family(F.rx, 'counter', 'Bytes received on a guest interface of a container, from the agent.');
+  b.family(F.tx, 'counter', 'Bytes sent on a guest interface of a container, from the agent.');
+}
+
+function declareAgentFamilies(b: TextBuilder): void {
+  b.family(
+    F.up,
+    'gauge',
+    'Whether the Kata agent of a sandbox answered its health check as SERVING (1) or not (0).',
+  );
+  b.family(F.info, 'gauge', 'Kata agent details reported by the guest (GetGuestDetails); value is always 1.');
+  b.family(F.errors, 'counter', 'Failed calls from kata-monitor to the Kata agent of a sandbox, by reason.');
+}
+
+/** Read the container ids of a Go-runtime sandbox: the valid-id sub-directories of its directory. */
+export async function containerDirs(dir: string): Promise<string[]> {
+  try {
+    const entries = await fsp.readdir(dir, { withFileTypes: true });
+    return entries
+      .filter(e => e.isDirectory() && CONTAINER_ID_RE.test(e.name))
+      .map(e => e.name)
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+class Cancelled extends Error {}
+
+export function createAgentCollector(opts: AgentCollectorOptions): ExtraSource & { close(): Promise<void> } {
+  const log = opts.logger.child({ component: 'agent-collector' });
+  const mode = opts.agentMetrics ?? 'fallback';
+  const collectStats = opts.collectContainerStats ?? true;
+  const callTimeoutMs = opts.callTimeoutMs ?? 5000;
+  const dialTimeoutMs = opts.dialTimeoutMs ?? 2000;
+  const shimMaxBytes = opts.shimMaxBytes ?? 4096;
+  const shimTimeoutMs = opts.shimTimeoutMs ?? 1000;
+  const deniedRetryMs = opts.deniedRetryMs ?? 5 * 60_000;
+  const detailsRefreshMs = opts.detailsRefreshMs ?? 10 * 60_000;
+  const now = opts.now ?? Date.now;
+  const states = new Map<string, SandboxState>();
+  let closed = false;
+
+  const stateOf = (id: string): SandboxState => {
+    let s = states.get(id);
+    if (!s) {
+      s = { backoff: new Map(), errors: new Map() };
+      states.set(id, s);
+    }
+    return s;
+  };
+
+  const dropState = (id: string, s: SandboxState): void => {
+    states.delete(id);
+    void s.client?.close();
+  };
+
+  /** Ask the shim for /agent-url, cache a usable answer. Never rejects. */
+  const fetchShimUrl = (sb: SandboxInfo, st: SandboxState, signal: AbortSignal): Promise<void> => {
+    st.shimUrlInFlight ??= shimRequest(path.join(sb.dir, SHIM_SOCKET_NAME), '/agent-url', {
+      timeoutMs: shimTimeoutMs,
+      maxBytes: shimMaxBytes,
+      signal,
+    })
+      .then(res => {
+        const url = res.body.toString('utf8').trim();
+        if (url === '') return; // runtime-rs answers an empty 200 on error
+        parseAgentUrl(url);
+        st.shimUrl = url;
+      })
+      .catch(err => log.debug('no agent url from the shim', { sandbox_id: sb.id, err: getErrorMessage(err) }))
+      .finally(() => {
+        st.shimUrlInFlight = undefined;
+      });
+    return st.shimUrlInFlight;
+  };
+
+  /** The agent URL: the shim's (cached), else the on-disk one while the shim is asked in the background. */
+  const agentUrlOf = async (
+    sb: SandboxInfo,
+    st: SandboxState,
+    signal: AbortSignal,
+  ): Promise<string | undefined> => {
+    if (st.shimUrl) return st.shimUrl;
+    if (sb.agentUrl) {
+      void fetchShimUrl(sb, st, signal);
+      return sb.agentUrl;
+    }
+    await fetchShimUrl(sb, st, signal);
+    return st.shimUrl;
+  };
+
+  const clientFor = (st: SandboxState, url: string): AgentClient => {
+    if (st.client && urlKey(st.client) === url) return st.client;
+    void st.client?.close();
+    st.client = new AgentClient({ url, callTimeoutMs, dialTimeoutMs, vsock: opts.vsock });
+    clientUrls.set(st.client, url);
+    return st.client;
+  };
+  const clientUrls = new WeakMap<AgentClient, string>();
+  const urlKey = (c: AgentClient): string | undefined => clientUrls.get(c);
+
+  const containersOf = async (sb: SandboxInfo): Promise<string[]> => {
+    let ids = sb.runtime === 'go' ? await containerDirs(sb.dir) : [];
+    if (ids.length === 0 && opts.containerIds) ids = [...(await opts.containerIds(sb))];
+    return ids;
+  };
+
+  interface SandboxResult {
+    chunk?: ExpositionChunk;
+    up?: number;
+    details?: GuestDetailsResponse;
+  }
+
+  async function collectOne(
+    sb: SandboxInfo,
+    ctx: CollectContext,
+    stats: TextBuilder,
+  ): Promise<SandboxResult> {
+    const st = stateOf(sb.id);
+    const result: SandboxResult = {};
+    const callOpts = { deadline: ctx.deadline, signal: ctx.signal };
+    // A broken transport ends this sandbox's collection: one error, not one per call.
+    let transportFailed = false;
+    const count = (reason: AgentErrorReason): void => {
+      st.errors.set(reason, (st.errors.get(reason) ?? 0) + 1);
+    };
+    const attempt = async <T>(
+      method: MethodName,
+      client: AgentClient,
+      fn: () => Promise<T>,
+    ): Promise<T | undefined> => {
+      if (transportFailed) return undefined;
+      if ((st.backoff.get(method) ?? 0) > now()) return undefined;
+      try {
+        const v = await fn();
+        st.backoff.delete(method);
+        return v;
+      } catch (err) {
+        if (
+          err instanceof TtrpcStatusError &&
+          err.grpcCode === GrpcCode.NOT_FOUND &&
+          method === 'StatsContainer'
+        ) {
+          return undefined; // the container went away between listing and asking
+        }
+        const reason = agentErrorReason(err);
+        if (reason === 'permission_denied' || reason === 'unimplemented') {
+          st.backoff.set(method, now() + deniedRetryMs);
+        } else if (!(err instanceof TtrpcStatusError)) {
+          transportFailed = true;
+        }
+        count(reason);
+        log.debug('agent call failed', { sandbox_id: sb.id, method, reason, err: getErrorMessage(err) });
+        return undefined;
+      }
+    };
+
+    const wantMetricsNow = mode === 'always';
+    const outcomeP: Promise<ShimOutcome | undefined> =
+      mode === 'never' ? Promise.resolve(undefined) : untilAborted(ctx.shimOutcome(sb.id), ctx.signal);
+    outcomeP.catch(() => undefined); // awaited below; early returns must not leave it unhandled
+
+    const url = await agentUrlOf(sb, st, ctx.signal);
+    if (!url) {
+      count('unreachable');
+      result.up = 0;
+      return result;
+    }
+    let client: AgentClient;
+    try {
+      client = clientFor(st, url);
+    } catch (err) {
+      count(agentErrorReason(err));
+      result.up = 0;
+      return result;
+    }
+
+    const checkBackedOff = (st.backoff.get('Check') ?? 0) > now();
+    const status = await attempt('Check', client, () => client.check(callOpts));
+    const checkDeniedNow = !checkBackedOff && (st.backoff.get('Check') ?? 0) > now();
+    // A Check the agent policy refuses says nothing about health: no agent_up sample then.
+    if (!checkBackedOff && !checkDeniedNow) result.up = status === ServingStatus.SERVING ? 1 : 0;
+
+    if (!st.details || now() - st.details.at > detailsRefreshMs) {
+      const d = await attempt('GetGuestDetails', client, () => client.guestDetails(callOpts));
+      if (d) st.details = { value: d, at: now() };
+    }
+    result.details = st.details?.value;
+
+    if (collectStats) {
+      const ids = await containersOf(sb);
+      for (const id of ids) {
+        const s = await attempt('StatsContainer', client, () => client.statsContainer(id, callOpts));
+        if (s) renderContainerStats(stats, sb, id, s);
+      }
+    }
+
+    if (mode !== 'never') {
+      let outcome: ShimOutcome | undefined;
+      try {
+        outcome = await outcomeP;
+      } catch (err) {
+        if (!(err instanceof Cancelled)) throw err;
+        return result;
+      }
+      const shimFailed = outcome !== undefined && !outcome.ok;
+      if (wantMetricsNow || shimFailed) {
+        const text = await attempt('GetMetrics', client, () => client.getMetrics(callOpts));
+        if (text !== undefined) {
+          result.chunk = { text, sandbox: sb };
+          if (outcome?.ok) result.chunk.skipFamilies = outcome.families;
+        }
+      }
+    }
+    return result;
+  }
+
+  return {
+    name: 'agent',
+    async collect(ctx: CollectContext): Promise<ExpositionChunk[]> {
+      if (closed) return [];
+      const present = new Set(ctx.sandboxes.map(s => s.id));
+      for (const [id, s] of states) if (!present.has(id)) dropState(id, s);
+
+      const stats = new TextBuilder();
+      const results = await Promise.all(
+        ctx.sandboxes.map(sb =>
+          collectOne(sb, ctx, stats).catch(err => {
+            log.warn('agent collection failed', { sandbox_id: sb.id, err: getErrorMessage(err) });
+            return {} as SandboxResult;
+          }),
+        ),
+      );
+
+      const agent = new TextBuilder();
+      declareAgentFamilies(agent);
+      ctx.sandboxes.forEach((sb, i) => {
+        const r = results[i]!;
+        const labels = sandboxLabels(sb);
+        if (r.up !== undefined) agent.sample(F.up, labels, r.up);
+        const d = r.details?.agent_details;
+        if (d) {
+          agent.sample(
+            F.info,
+            [
+              ...labels,
+              ['version', d.version],
+              ['init_daemon', String(d.init_daemon)],
+              ['supports_seccomp', String(d.supports_seccomp)],
+            ],
+            1,
+          );
+        }
+        const st = states.get(sb.id);
+        for (const [reason, n] of [...(st?.errors ?? [])].sort((a, b) => a[0].localeCompare(b[0]))) {
+          agent.sample(
+            F.errors,
+            [
+              ['sandbox_id', sb.id],
+              ['reason', reason],
+            ],
+            n,
+          );
+        }
+      });
+
+      const chunks: ExpositionChunk[] = [];
+      for (const r of results) if (r.chunk) chunks.push(r.chunk);
+      const text = agent.toString() + stats.toString();
+      if (text !== '') chunks.push({ text });
+      return chunks;
+    },
+    async close(): Promise<void> {
+      closed = true;
+      const pending: Promise<unknown>[] = [];
+      for (const [id, s] of states) {
+        if (s.shimUrlInFlight) pending.push(s.shimUrlInFlight);
+        if (s.client) pending.push(s.client.close());
+        states.delete(id);
+      }
+      await Promise.allSettled(pending);
+    },
+  };
+}
+
+/** Resolve with `p`, or reject with Cancelled as soon as `signal` aborts. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Cancelled('aborted'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new Cancelled('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      v => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      e => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

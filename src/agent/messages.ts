@@ -1,0 +1,186 @@
+/**
+ * Protobuf encode/decode of the ttrpc envelope and the agent messages we use (pure apart from loading the
+ * .proto files once). The schema is written from field numbers in kata-protocols.md §3-§4 (proto/ttrpc,
+ * proto/agent). Decoded messages are plain objects with numbers (uint64 → number; counters stay exact up to
+ * 2^53, far beyond what a guest reaches).
+ */
+import * as path from 'node:path';
+import * as protobuf from 'protobufjs';
+import { PROTO_DIR } from '../util/proto-path';
+
+const PROTO_FILES = ['ttrpc/ttrpc.proto', 'agent/agent.proto', 'agent/health.proto'];
+
+/** Load the ttrpc + agent schema from `protoDir` (default: the repository's proto/). */
+export function loadAgentSchema(protoDir: string = PROTO_DIR): protobuf.Root {
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin: string, target: string): string => {
+    // google/protobuf/* come from protobufjs' bundled common types.
+    if (target.startsWith('google/protobuf/')) return target;
+    return path.isAbsolute(target) ? target : path.join(protoDir, target);
+  };
+  root.loadSync(PROTO_FILES, { keepCase: true });
+  root.resolveAll();
+  return root;
+}
+
+let cached: AgentCodec | undefined;
+
+/** The codec over the repository's proto/ directory, loaded on first use (an immutable schema). */
+export function agentCodec(): AgentCodec {
+  cached ??= new AgentCodec(loadAgentSchema());
+  return cached;
+}
+
+const TO_OBJECT: protobuf.IConversionOptions = {
+  longs: Number,
+  enums: Number,
+  bytes: Buffer,
+  defaults: true,
+  arrays: true,
+  objects: true,
+};
+
+export interface TtrpcRequestMessage {
+  service: string;
+  method: string;
+  payload: Uint8Array;
+  timeout_nano: number;
+  metadata: { key: string; value: string }[];
+}
+
+export interface RpcStatus {
+  code: number;
+  message: string;
+}
+
+export interface TtrpcResponseMessage {
+  status?: RpcStatus;
+  payload: Buffer;
+}
+
+export interface MemoryData {
+  usage: number;
+  max_usage: number;
+  failcnt: number;
+  limit: number;
+}
+
+export interface BlkioStatsEntry {
+  major: number;
+  minor: number;
+  op: string;
+  value: number;
+}
+
+export interface NetworkStats {
+  name: string;
+  rx_bytes: number;
+  rx_packets: number;
+  rx_errors: number;
+  rx_dropped: number;
+  tx_bytes: number;
+  tx_packets: number;
+  tx_errors: number;
+  tx_dropped: number;
+}
+
+export interface StatsContainerResponse {
+  cgroup_stats?: {
+    cpu_stats?: {
+      cpu_usage?: {
+        total_usage: number;
+        percpu_usage: number[];
+        usage_in_kernelmode: number;
+        usage_in_usermode: number;
+      };
+      throttling_data?: { periods: number; throttled_periods: number; throttled_time: number };
+    };
+    memory_stats?: {
+      cache: number;
+      usage?: MemoryData;
+      swap_usage?: MemoryData;
+      kernel_usage?: MemoryData;
+      use_hierarchy: boolean;
+      stats: Record<string, number>;
+    };
+    pids_stats?: { current: number; limit: number };
+    blkio_stats?: {
+      io_service_bytes_recursive: BlkioStatsEntry[];
+      io_serviced_recursive: BlkioStatsEntry[];
+      [k: string]: BlkioStatsEntry[];
+    };
+    hugetlb_stats: Record<string, { usage: number; max_usage: number; failcnt: number }>;
+  };
+  network_stats: NetworkStats[];
+}
+
+export interface AgentDetails {
+  version: string;
+  init_daemon: boolean;
+  device_handlers: string[];
+  storage_handlers: string[];
+  supports_seccomp: boolean;
+  extra_features: string[];
+}
+
+export interface GuestDetailsResponse {
+  mem_block_size_bytes: number;
+  agent_details?: AgentDetails;
+  support_mem_hotplug_probe: boolean;
+}
+
+export const ServingStatus = { UNKNOWN: 0, SERVING: 1, NOT_SERVING: 2 } as const;
+
+/** Deep-partial input accepted by the encoders (the simulator builds these). */
+export type DeepPartial<T> = T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
+
+export class AgentCodec {
+  readonly root: protobuf.Root;
+  private readonly types = new Map<string, protobuf.Type>();
+
+  constructor(root: protobuf.Root) {
+    this.root = root;
+  }
+
+  type(name: string): protobuf.Type {
+    let t = this.types.get(name);
+    if (!t) {
+      t = this.root.lookupType(name);
+      this.types.set(name, t);
+    }
+    return t;
+  }
+
+  encode(typeName: string, value: object): Buffer {
+    const t = this.type(typeName);
+    return Buffer.from(t.encode(t.fromObject(value as Record<string, unknown>)).finish());
+  }
+
+  /** Decode; protobufjs errors (truncated/invalid wire data) propagate to the caller. */
+  decode<T>(typeName: string, bytes: Uint8Array): T {
+    const t = this.type(typeName);
+    return t.toObject(t.decode(bytes), TO_OBJECT) as T;
+  }
+
+  encodeRequest(req: Partial<TtrpcRequestMessage> & { service: string; method: string }): Buffer {
+    return this.encode('ttrpc.Request', req);
+  }
+  decodeRequest(bytes: Uint8Array): TtrpcRequestMessage {
+    return this.decode<TtrpcRequestMessage>('ttrpc.Request', bytes);
+  }
+  encodeResponse(res: { status?: RpcStatus; payload?: Uint8Array }): Buffer {
+    return this.encode('ttrpc.Response', res);
+  }
+  decodeResponse(bytes: Uint8Array): TtrpcResponseMessage {
+    const t = this.type('ttrpc.Response');
+    const msg = t.decode(bytes) as unknown as {
+      status?: { code?: number; message?: string };
+      payload?: Uint8Array;
+    };
+    const out: TtrpcResponseMessage = {
+      payload: msg.payload ? Buffer.from(msg.payload) : Buffer.alloc(0),
+    };
+    if (msg.status) out.status = { code: msg.status.code ?? 0, message: msg.status.message ?? '' };
+    return out;
+  }
+}
