@@ -1,0 +1,249 @@
+/**
+ * Entry point: parse flags, build logger/metrics/store/clients, start discovery, CRI sync and the HTTP
+ * server, drain on SIGINT/SIGTERM. The only file that calls process.exit.
+ */
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type express from 'express';
+import { ConfigError, describeConfig, parseArgs, usageText, type Config } from './config';
+import { resolveCriEndpoint, type ResolvedEndpoint } from './cri/cri-endpoint';
+import { CriClient } from './cri/cri-client';
+import { MetadataSync } from './cri/metadata-sync';
+import { SandboxStore } from './discovery/sandbox-store';
+import { SandboxWatcher, type WatcherOptions } from './discovery/sandbox-watcher';
+import { getErrorMessage } from './errors';
+import { createApp, type NodeHandler } from './http/app';
+import { Lifecycle } from './lifecycle';
+import { createLogger, type Logger } from './log';
+import { createSelfMetrics, type SelfMetrics } from './metrics/self-metrics';
+import { buildInfo, versionText } from './version';
+
+export interface DaemonOverrides {
+  logger?: Logger;
+  self?: SelfMetrics;
+  /** Existence check used to probe the well-known CRI sockets (tests inject one). */
+  exists?: (p: string) => boolean;
+  /**
+   * Serves /metrics instead of the daemon's own metrics. `(daemon parts) => handler`, so the aggregated
+   * handler can be built from the store, self metrics and logger this daemon creates.
+   */
+  metricsHandler?: (parts: {
+    logger: Logger;
+    self: SelfMetrics;
+    store: SandboxStore;
+    config: Config;
+  }) => NodeHandler;
+  /** Deadline of each CRI call, ms (default 2000). */
+  criDeadlineMs?: number;
+  /** Discovery timings (tests). */
+  watcher?: Pick<WatcherOptions, 'tickMs' | 'resyncMs' | 'stateRetryMs' | 'stateRetries'>;
+  /** Longest wait for in-flight HTTP requests on stop, ms (default 5000). */
+  drainMs?: number;
+}
+
+export interface Daemon {
+  /** `http://HOST:PORT` actually listened on (port 0 in the config picks a free one). */
+  url: string;
+  server: http.Server;
+  app: express.Express;
+  store: SandboxStore;
+  watcher: SandboxWatcher;
+  metadataSync: MetadataSync;
+  cri: CriClient;
+  criEndpoint: ResolvedEndpoint;
+  self: SelfMetrics;
+  logger: Logger;
+  config: Config;
+  /** Stops accepting, drains requests, stops CRI sync and watchers. Idempotent. */
+  stop(): Promise<void>;
+}
+
+function defaultExists(p: string): boolean {
+  try {
+    fs.statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function startDaemon(config: Config, overrides: DaemonOverrides = {}): Promise<Daemon> {
+  const logger = overrides.logger ?? createLogger({ level: config.logLevel });
+  const build = buildInfo();
+  const self = overrides.self ?? createSelfMetrics(build);
+  const lifecycle = new Lifecycle(logger);
+
+  logger.info('kata-monitor starting', {
+    announce: true,
+    version: build.version,
+    commit: build.commit,
+    node_version: build.node,
+    config: describeConfig(config),
+  });
+  for (const w of config.warnings) logger.warn(w);
+
+  const criEndpoint = resolveCriEndpoint(config.runtimeEndpoint, overrides.exists ?? defaultExists);
+  if (criEndpoint.source === 'fallback') {
+    logger.warn('no CRI socket found at the well-known paths; will keep trying the containerd default', {
+      cri_endpoint: criEndpoint.endpoint.display,
+    });
+  } else {
+    logger.info('CRI endpoint', { cri_endpoint: criEndpoint.endpoint.display, source: criEndpoint.source });
+  }
+  self.buildInfo.reset();
+  self.buildInfo.set(
+    {
+      version: build.version,
+      commit: build.commit,
+      node_version: build.node,
+      cri_endpoint: criEndpoint.endpoint.display,
+    },
+    1,
+  );
+
+  const store = new SandboxStore(config.sandboxRoots);
+  const watcher = new SandboxWatcher({
+    roots: config.sandboxRoots,
+    store,
+    logger,
+    self,
+    ...overrides.watcher,
+  });
+  const refreshGauges = (): void => {
+    const counts = store.countByRuntime();
+    self.sandboxes.set({ runtime: 'go' }, counts.go);
+    self.sandboxes.set({ runtime: 'rs' }, counts.rs);
+    self.sandboxesWithoutMetadata.set(store.withoutMetadata());
+  };
+  store.onChange(refreshGauges);
+  refreshGauges();
+
+  const cri = new CriClient({
+    target: criEndpoint.endpoint.target,
+    deadlineMs: overrides.criDeadlineMs ?? 2000,
+  });
+  lifecycle.add('cri-channel', () => cri.close());
+  const metadataSync = new MetadataSync({ store, cri, logger, self });
+
+  try {
+    await watcher.start();
+  } catch (err) {
+    watcher.stop();
+    await lifecycle.stopAll();
+    throw err;
+  }
+  lifecycle.add('discovery', () => watcher.stop());
+  metadataSync.start();
+  lifecycle.add('cri-sync', () => metadataSync.stop());
+
+  // TODO(lead): when src/http/metrics-route.ts lands, default to the aggregated handler here:
+  //   import { createMetricsHandler } from './http/metrics-route';
+  //   metricsHandler ??= createMetricsHandler({ logger, self, listSandboxes: () => store.list(), config });
+  const metricsHandler = overrides.metricsHandler?.({ logger, self, store, config });
+  const app = createApp({
+    logger,
+    self,
+    sandboxes: store,
+    readiness: () => watcher.readinessProblems(),
+    config,
+    ...(metricsHandler ? { metricsHandler } : {}),
+  });
+
+  const server = http.createServer(app);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      const onListening = (): void => {
+        server.off('error', reject);
+        resolve();
+      };
+      if (config.listenHost) server.listen(config.listenPort, config.listenHost, onListening);
+      else server.listen(config.listenPort, onListening);
+    });
+  } catch (err) {
+    await lifecycle.stopAll();
+    throw err;
+  }
+  const drainMs = overrides.drainMs ?? 5000;
+  lifecycle.add('http', async () => {
+    const closed = new Promise<void>(resolve => server.close(() => resolve()));
+    server.closeIdleConnections();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      closed,
+      new Promise<void>(resolve => {
+        timer = setTimeout(() => {
+          server.closeAllConnections();
+          resolve();
+        }, drainMs);
+      }),
+    ]);
+    if (timer) clearTimeout(timer);
+  });
+  server.on('error', err => logger.error('HTTP server error', { err }));
+
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `http://${host}:${addr.port}`;
+  logger.info('listening', { url, listen_address: config.listenAddress });
+
+  return {
+    url,
+    server,
+    app,
+    store,
+    watcher,
+    metadataSync,
+    cri,
+    criEndpoint,
+    self,
+    logger,
+    config,
+    stop: () => lifecycle.stopAll(),
+  };
+}
+
+/** `bin/kata-monitor`: parse, run, exit 2 on bad flags, 0 after a signal-triggered drain. */
+export function run(argv: string[]): void {
+  let config: Config;
+  try {
+    config = parseArgs(argv, process.env);
+  } catch (err) {
+    const msg = err instanceof ConfigError ? err.message : getErrorMessage(err);
+    process.stderr.write(`kata-monitor: ${msg}\n\n${usageText()}`);
+    process.exit(2);
+  }
+  if (config.action === 'help') {
+    process.stdout.write(usageText());
+    process.exit(0);
+  }
+  if (config.action === 'version') {
+    process.stdout.write(versionText());
+    process.exit(0);
+  }
+  const logger = createLogger({ level: config.logLevel });
+  startDaemon(config, { logger }).then(
+    daemon => {
+      let signalled = false;
+      const onSignal = (signal: NodeJS.Signals): void => {
+        if (signalled) {
+          logger.warn('second signal: exiting without draining', { signal });
+          process.exit(1);
+        }
+        signalled = true;
+        logger.info('shutting down', { signal });
+        void daemon.stop().then(() => {
+          logger.info('stopped');
+          process.exit(0);
+        });
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    },
+    err => {
+      logger.fatal('cannot start', { err: getErrorMessage(err), code: (err as { code?: unknown }).code });
+      process.exit(1);
+    },
+  );
+}
