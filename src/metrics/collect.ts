@@ -1,0 +1,472 @@
+/**
+ * One collection of /metrics: fan out to the shims (bounded concurrency, one deadline), run the extra sources
+ * alongside, parse and relabel what came back, record per-sandbox outcomes as self metrics, and merge it all.
+ *
+ * Failure is data: a collection never rejects because of a sandbox or a source; each sandbox gets an outcome.
+ * Requests arriving while an aggregated collection runs share it (single flight).
+ */
+import * as path from 'node:path';
+import { getErrorMessage } from '../errors';
+import type { Logger } from '../log';
+import { SHIM_SOCKET_NAME, ShimError, classifyTransportError, shimRequest } from '../shim/shim-client';
+import type { SandboxInfo, ScrapeErrorReason } from '../types';
+import { ExpositionParser, ParseError, type ParsedExposition } from './exposition-parse';
+import { mergeParts, type MergePart, type MergedFamily } from './merge';
+import { dropFamilies, renameRuntimeFamilies, resolveLabelCollisions, sandboxLabelText } from './relabel';
+import type { SelfMetrics } from './self-metrics';
+import type { CollectContext, ExpositionChunk, ExtraSource, ShimOutcome } from './source';
+
+export type FetchShimMetrics = (
+  sb: SandboxInfo,
+  opts: { timeoutMs: number; signal: AbortSignal },
+) => Promise<Buffer>;
+
+export interface CollectorConfig {
+  /** Upper bound of one shim request, ms (upstream: 3000). */
+  shimTimeoutMs: number;
+  /** Shim requests in flight at most. */
+  scrapeConcurrency: number;
+  /** Largest shim body accepted, bytes. */
+  shimMaxBytes: number;
+  /** Scrape runtime-rs qemu/firecracker shims although a scrape can abort them (kata-protocols §1.6.3). */
+  scrapeUnsafeShims: boolean;
+}
+
+export interface CollectorDeps {
+  logger: Logger;
+  self: SelfMetrics;
+  config: CollectorConfig;
+  fetchShimMetrics?: FetchShimMetrics;
+  extraSources?: readonly ExtraSource[];
+}
+
+export interface Collection {
+  /** The sandboxes of the collection, sorted by id. */
+  sandboxes: readonly SandboxInfo[];
+  outcomes: ReadonlyMap<string, ShimOutcome>;
+  /** Everything merged: sorted by name, valid as a whole. */
+  families: readonly MergedFamily[];
+  /** Whether any sandbox failed (policy skips such as `unsafe_skipped` are not failures). */
+  failed: boolean;
+}
+
+/** Extra time a source gets after the deadline to hand in what it has (it is told via the abort signal). */
+export const SOURCE_GRACE_MS = 100;
+/** Lines parsed between two yields to the event loop. */
+export const PARSE_SLICE_LINES = 4000;
+
+const ALL_REASONS: readonly ScrapeErrorReason[] = [
+  'timeout',
+  'refused',
+  'http_status',
+  'parse',
+  'too_large',
+  'gone',
+  'unsafe_skipped',
+  'permission_denied',
+  'unimplemented',
+  'agent_error',
+];
+
+/** runtime-rs shims whose `/metrics` handler reaches a `todo!()` and aborts the shim (and the pod). */
+export function isUnsafeToScrape(sb: Pick<SandboxInfo, 'runtime' | 'hypervisor'>): boolean {
+  return sb.runtime === 'rs' && (sb.hypervisor === 'qemu' || sb.hypervisor === 'firecracker');
+}
+
+/** The default shim fetch: GET /metrics on `<dir>/shim-monitor.sock`. */
+export function defaultFetchShimMetrics(maxBytes: number): FetchShimMetrics {
+  return async (sb, opts) => {
+    const res = await shimRequest(path.join(sb.dir, SHIM_SOCKET_NAME), '/metrics', {
+      timeoutMs: opts.timeoutMs,
+      maxBytes,
+      signal: opts.signal,
+    });
+    return res.body;
+  };
+}
+
+export function sortById(sbs: readonly SandboxInfo[]): SandboxInfo[] {
+  return [...sbs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** Parse a whole text, yielding to the event loop every PARSE_SLICE_LINES lines. */
+export async function parseYielding(text: string): Promise<ParsedExposition> {
+  const p = new ExpositionParser(text);
+  while (!p.parseSome(PARSE_SLICE_LINES)) await nextTick();
+  return p.result();
+}
+
+function nextTick(): Promise<void> {
+  return new Promise(resolve => setImmediate(resolve));
+}
+
+interface ShimResult {
+  sb: SandboxInfo;
+  outcome: ShimOutcome;
+  exposition?: ParsedExposition;
+}
+
+/** A FIFO counting semaphore whose waiters give up when a signal aborts. */
+class Slots {
+  private free: number;
+  private readonly waiters: Array<(ok: boolean) => void> = [];
+  constructor(n: number) {
+    this.free = Math.max(1, Math.floor(n));
+  }
+  acquire(signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return Promise.resolve(false);
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve(true);
+    }
+    return new Promise<boolean>(resolve => {
+      const onAbort = (): void => {
+        const k = this.waiters.indexOf(grant);
+        if (k !== -1) this.waiters.splice(k, 1);
+        resolve(false);
+      };
+      const grant = (ok: boolean): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(ok);
+      };
+      this.waiters.push(grant);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next(true);
+    else this.free++;
+  }
+}
+
+function deadlineError(what: string): ShimError {
+  return new ShimError('SHIM_TIMEOUT', 'timeout', `${what}: scrape deadline reached`);
+}
+
+/** `p`, or a timeout ShimError as soon as `signal` aborts (for fetchers that ignore their signal). */
+function raceSignal<T>(p: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
+  if (signal.aborted) {
+    p.catch(() => undefined);
+    return Promise.reject(deadlineError(what));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(deadlineError(what));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      v => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+function failure(reason: ScrapeErrorReason, message: string, durationMs: number): ShimOutcome {
+  return { ok: false, reason, message, durationMs };
+}
+
+function labelsOf(sb: SandboxInfo): Record<'sandbox_id' | 'cri_uid' | 'cri_name' | 'cri_namespace', string> {
+  return {
+    sandbox_id: sb.id,
+    cri_uid: sb.cri?.uid ?? '',
+    cri_name: sb.cri?.name ?? '',
+    cri_namespace: sb.cri?.namespace ?? '',
+  };
+}
+
+function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  return a.cri_uid === b.cri_uid && a.cri_name === b.cri_name && a.cri_namespace === b.cri_namespace;
+}
+
+export class Collector {
+  private readonly logger: Logger;
+  private readonly fetch: FetchShimMetrics;
+  private readonly sources: readonly ExtraSource[];
+  private readonly slots: Slots;
+  /** The aggregated collection in progress (single flight). */
+  private running: { promise: Promise<Collection>; ids: ReadonlySet<string> } | undefined;
+  /** Single-sandbox collections in progress, by sandbox id. */
+  private readonly runningOne = new Map<string, Promise<Collection>>();
+  /** Label sets under which per-sandbox self metrics were last set, to remove them when a sandbox goes. */
+  private readonly known = new Map<string, Record<string, string>>();
+
+  constructor(private readonly deps: CollectorDeps) {
+    this.logger = deps.logger.child({ component: 'metrics-collect' });
+    this.fetch = deps.fetchShimMetrics ?? defaultFetchShimMetrics(deps.config.shimMaxBytes);
+    this.sources = deps.extraSources ?? [];
+    // One pool for every collection: overlapping single-sandbox and aggregated collections share the cap.
+    this.slots = new Slots(deps.config.scrapeConcurrency);
+  }
+
+  /**
+   * Collect from every sandbox (plus the extra sources and the daemon's own registry). If an aggregated
+   * collection is already running, its result is shared instead (its sandbox list and deadline apply).
+   */
+  collectAll(sandboxes: readonly SandboxInfo[], timeoutMs: number): Promise<Collection> {
+    if (this.running) return this.running.promise;
+    const sorted = sortById(sandboxes);
+    const promise = this.run(sorted, timeoutMs, true).finally(() => {
+      if (this.running?.promise === promise) this.running = undefined;
+    });
+    this.running = { promise, ids: new Set(sorted.map(s => s.id)) };
+    return promise;
+  }
+
+  /** Collect one sandbox (for `?sandbox=`); shares a running aggregated or single collection covering it. */
+  collectOne(sb: SandboxInfo, timeoutMs: number): Promise<Collection> {
+    if (this.running?.ids.has(sb.id)) return this.running.promise;
+    const existing = this.runningOne.get(sb.id);
+    if (existing) return existing;
+    const promise = this.run([sb], timeoutMs, false).finally(() => {
+      if (this.runningOne.get(sb.id) === promise) this.runningOne.delete(sb.id);
+    });
+    this.runningOne.set(sb.id, promise);
+    return promise;
+  }
+
+  private async run(sbs: SandboxInfo[], timeoutMs: number, aggregated: boolean): Promise<Collection> {
+    const deadline = Date.now() + timeoutMs;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), timeoutMs);
+    try {
+      const settle = new Map<string, (o: ShimOutcome) => void>();
+      const outcomePromises = new Map<string, Promise<ShimOutcome>>();
+      for (const sb of sbs) {
+        outcomePromises.set(sb.id, new Promise<ShimOutcome>(resolve => settle.set(sb.id, resolve)));
+      }
+      const scrapes = sbs.map(sb =>
+        this.scrapeSandbox(sb, deadline, ac.signal).then(r => {
+          settle.get(sb.id)?.(r.outcome);
+          return r;
+        }),
+      );
+      const ctx: CollectContext = {
+        sandboxes: sbs,
+        shimOutcome: id =>
+          outcomePromises.get(id) ??
+          Promise.resolve(failure('gone', `sandbox ${id} is not part of this collection`, 0)),
+        signal: ac.signal,
+        deadline,
+      };
+      const sourceRuns = this.sources.map(src => this.runSource(src, ctx, deadline + SOURCE_GRACE_MS));
+      const shimResults = await Promise.all(scrapes);
+      const chunkLists = await Promise.all(sourceRuns);
+      clearTimeout(timer);
+      ac.abort(); // releases sources still listening; everything they could add is in already
+
+      const outcomes = new Map<string, ShimOutcome>();
+      let failed = false;
+      for (const r of shimResults) {
+        outcomes.set(r.sb.id, r.outcome);
+        if (!r.outcome.ok && r.outcome.reason !== 'unsafe_skipped') failed = true;
+      }
+      this.recordOutcomes(shimResults, aggregated);
+      if (aggregated) {
+        this.deps.self.runningShimCount.set(sbs.length);
+        if (failed) this.deps.self.scrapeFailedCount.inc();
+      }
+
+      const chunkParts = await this.chunkParts(chunkLists);
+      const parts: MergePart[] = [];
+      if (aggregated) {
+        const selfPart = await this.selfPart();
+        if (selfPart) parts.push(selfPart);
+      }
+      for (const r of shimResults) {
+        if (r.exposition) {
+          parts.push({
+            exposition: r.exposition,
+            labels: sandboxLabelText(r.sb),
+            sandboxId: r.sb.id,
+            origin: r.sb.id,
+          });
+        }
+        const extra = chunkParts.bySandbox.get(r.sb.id);
+        if (extra) parts.push(...extra);
+      }
+      for (const [id, extra] of chunkParts.bySandbox) if (!outcomes.has(id)) parts.push(...extra);
+      parts.push(...chunkParts.unlabelled);
+
+      const merged = mergeParts(parts);
+      for (const c of merged.conflicts) {
+        this.deps.self.familyConflictsTotal.inc({ family: c.family });
+        this.logger.debug('family type conflict: samples dropped', {
+          family: c.family,
+          kept: c.kept,
+          origin: c.origin,
+          type: c.type,
+        });
+      }
+      return { sandboxes: sbs, outcomes, families: merged.families, failed };
+    } finally {
+      clearTimeout(timer);
+      ac.abort();
+    }
+  }
+
+  private async scrapeSandbox(sb: SandboxInfo, deadline: number, signal: AbortSignal): Promise<ShimResult> {
+    if (isUnsafeToScrape(sb) && !this.deps.config.scrapeUnsafeShims) {
+      return {
+        sb,
+        outcome: failure(
+          'unsafe_skipped',
+          `runtime-rs ${sb.hypervisor ?? ''} shims abort when /metrics is served; not scraped (scrapeUnsafeShims is off)`,
+          0,
+        ),
+      };
+    }
+    const t0 = Date.now();
+    if (!(await this.slots.acquire(signal))) {
+      return {
+        sb,
+        outcome: failure('timeout', 'no scrape slot became free before the scrape deadline', Date.now() - t0),
+      };
+    }
+    let body: Buffer;
+    try {
+      const timeoutMs = Math.max(1, Math.min(this.deps.config.shimTimeoutMs, deadline - Date.now()));
+      body = await raceSignal(this.fetch(sb, { timeoutMs, signal }), signal, `shim of sandbox ${sb.id}`);
+    } catch (err) {
+      const e =
+        err instanceof ShimError ? err : classifyTransportError(err, path.join(sb.dir, SHIM_SOCKET_NAME));
+      return { sb, outcome: failure(e.reason, e.message, Date.now() - t0) };
+    } finally {
+      this.slots.release();
+    }
+    let exposition: ParsedExposition;
+    try {
+      exposition = await parseYielding(body.toString('utf8'));
+    } catch (err) {
+      const msg =
+        err instanceof ParseError ? `shim body does not parse: ${err.message}` : getErrorMessage(err);
+      return { sb, outcome: failure('parse', msg, Date.now() - t0) };
+    }
+    renameRuntimeFamilies(exposition);
+    resolveLabelCollisions(exposition);
+    return {
+      sb,
+      exposition,
+      outcome: { ok: true, durationMs: Date.now() - t0, families: new Set(exposition.families.keys()) },
+    };
+  }
+
+  private async runSource(
+    src: ExtraSource,
+    ctx: CollectContext,
+    hardDeadline: number,
+  ): Promise<ExpositionChunk[]> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const work = Promise.resolve().then(() => src.collect(ctx));
+      work.catch(() => undefined); // a late rejection after the deadline must not go unhandled
+      const late = new Promise<'late'>(resolve => {
+        timer = setTimeout(() => resolve('late'), Math.max(0, hardDeadline - Date.now()));
+      });
+      const r = await Promise.race([work, late]);
+      if (r === 'late') {
+        this.logger.warn('extra metrics source missed the scrape deadline; ignored', { source: src.name });
+        return [];
+      }
+      return r;
+    } catch (err) {
+      this.logger.warn('extra metrics source failed; ignored', { source: src.name, err });
+      return [];
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async chunkParts(
+    lists: ExpositionChunk[][],
+  ): Promise<{ bySandbox: Map<string, MergePart[]>; unlabelled: MergePart[] }> {
+    const bySandbox = new Map<string, MergePart[]>();
+    const unlabelled: MergePart[] = [];
+    for (let s = 0; s < lists.length; s++) {
+      const srcName = this.sources[s]?.name ?? String(s);
+      for (const chunk of lists[s] ?? []) {
+        let exposition: ParsedExposition;
+        try {
+          exposition = await parseYielding(
+            typeof chunk.text === 'string' ? chunk.text : chunk.text.toString('utf8'),
+          );
+        } catch (err) {
+          this.logger.warn('extra metrics source gave text that does not parse; chunk ignored', {
+            source: srcName,
+            err,
+          });
+          continue;
+        }
+        if (chunk.skipFamilies) dropFamilies(exposition, chunk.skipFamilies);
+        if (chunk.renameRuntimeFamilies) {
+          renameRuntimeFamilies(exposition);
+          if (chunk.skipFamilies) dropFamilies(exposition, chunk.skipFamilies);
+        }
+        if (chunk.sandbox) {
+          resolveLabelCollisions(exposition);
+          const part: MergePart = {
+            exposition,
+            labels: sandboxLabelText(chunk.sandbox),
+            sandboxId: chunk.sandbox.id,
+            origin: `source:${srcName}`,
+          };
+          const list = bySandbox.get(chunk.sandbox.id);
+          if (list) list.push(part);
+          else bySandbox.set(chunk.sandbox.id, [part]);
+        } else {
+          unlabelled.push({ exposition, labels: '', origin: `source:${srcName}` });
+        }
+      }
+    }
+    return { bySandbox, unlabelled };
+  }
+
+  private async selfPart(): Promise<MergePart | undefined> {
+    try {
+      const text = await this.deps.self.registry.metrics();
+      return { exposition: await parseYielding(text), labels: '', origin: 'self' };
+    } catch (err) {
+      this.logger.error('own metrics registry could not be rendered; left out', { err });
+      return undefined;
+    }
+  }
+
+  /** Per-sandbox self metrics; in an aggregated collection also removes the series of vanished sandboxes. */
+  private recordOutcomes(results: readonly ShimResult[], aggregated: boolean): void {
+    const m = this.deps.self;
+    const current = new Set<string>();
+    for (const { sb, outcome } of results) {
+      current.add(sb.id);
+      const labels = labelsOf(sb);
+      const prev = this.known.get(sb.id);
+      if (prev && !sameLabels(prev, labels)) {
+        m.sandboxUp.remove(prev);
+        m.sandboxScrapeDurationSeconds.remove(prev);
+      }
+      this.known.set(sb.id, labels);
+      m.sandboxUp.set(labels, outcome.ok ? 1 : 0);
+      m.sandboxScrapeDurationSeconds.set(labels, outcome.durationMs / 1000);
+      if (!outcome.ok) {
+        m.sandboxScrapeErrorsTotal.inc({ sandbox_id: sb.id, reason: outcome.reason });
+        const fields = { sandbox_id: sb.id, reason: outcome.reason, err: outcome.message };
+        if (outcome.reason === 'gone' || outcome.reason === 'unsafe_skipped') {
+          this.logger.debug('sandbox not scraped', fields);
+        } else {
+          this.logger.warn('sandbox scrape failed', fields);
+        }
+      }
+    }
+    if (!aggregated) return;
+    for (const [id, labels] of this.known) {
+      if (current.has(id)) continue;
+      m.sandboxUp.remove(labels);
+      m.sandboxScrapeDurationSeconds.remove(labels);
+      for (const reason of ALL_REASONS) m.sandboxScrapeErrorsTotal.remove({ sandbox_id: id, reason });
+      this.known.delete(id);
+    }
+  }
+}
