@@ -222,7 +222,8 @@ export function classifyCmdline(
 ): { id: string; component: Component } | undefined {
   if (args.length === 0) return undefined;
   for (let i = 0; i + 1 < args.length; i++) {
-    if (args[i] === '-id' || args[i] === '--id') {
+    // Single dash only: Firecracker takes `--id <id>` itself and must not pass for the shim.
+    if (args[i] === '-id') {
       const id = args[i + 1]!;
       if (ids.has(id)) return { id, component: 'shim' };
     }
