@@ -143,7 +143,11 @@ export class PidResolver {
     }
     for (const c of candidates) {
       const r = await this.readStat(c.pid);
-      if (!r.ok) continue;
+      if (!r.ok) {
+        // A stale file naming a dead PID (`gone`), or a stat we cannot trust (`parse`).
+        this.opts.events.readError('stat', r.reason);
+        continue;
+      }
       if (e.refused.has(`${c.pid}:${r.value.startTimeTicks}`)) continue;
       const t: TrackedProcess = { pid: c.pid, startTimeTicks: r.value.startTimeTicks, source: c.source };
       e.tracked[component] = t;
