@@ -311,6 +311,7 @@ export class ExpositionParser {
     const nameEnd = i;
     const { f, suffix } = this.familyForSample(start, nameEnd);
     while (i < end && isBlank(text.charCodeAt(i))) i++;
+    if (text.charCodeAt(i) !== 123) i = nameEnd; // no label set: the blanks separate name and value
 
     let flags = 0;
     let split = nameEnd;
