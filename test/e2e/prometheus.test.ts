@@ -324,7 +324,7 @@ async function eventually<T>(
   timeoutMs = 60_000,
 ): Promise<T> {
   try {
-    return await waitFor(f, timeoutMs, 500, what);
+    return (await waitFor(f, timeoutMs, 500, what)) as T;
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${procs.map(logsOf).join('\n')}`);
   }
