@@ -303,7 +303,8 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
     const wanted = prior ? prior.misses : componentsOf(sb, recorded);
     const res: SandboxResult = { processes: prior ? [...prior.processes] : [], recorded, misses: [] };
     for (const component of wanted) {
-      const proc = await pids.acquire(sb, component, recorded, true);
+      // After a fresh scan (prior set) only its results are new: the files were tried a moment ago.
+      const proc = await pids.acquire(sb, component, recorded, { files: !prior, scan: true });
       if (proc) res.processes.push({ component, proc });
       else res.misses.push(component);
     }

@@ -102,13 +102,13 @@ export class PidResolver {
 
   /**
    * The live process of a component: the remembered one if its start time still matches, else the first
-   * candidate from files (or from the last cmdline scan when `useScan`) whose stat is readable and not refused.
+   * candidate from files and/or the last cmdline scan (`sources`) whose stat is readable and not refused.
    */
   async acquire(
     sb: SandboxInfo,
     component: Component,
     recorded: RecordedState | undefined,
-    useScan: boolean,
+    sources: { files: boolean; scan: boolean },
   ): Promise<LiveProcess | undefined> {
     const e = this.entry(sb.id);
     const cur = e.tracked[component];
@@ -136,8 +136,8 @@ export class PidResolver {
         });
       }
     }
-    const candidates = await this.fileCandidates(sb, component, recorded);
-    if (useScan) {
+    const candidates = sources.files ? await this.fileCandidates(sb, component, recorded) : [];
+    if (sources.scan) {
       const pid = this.scanResult.get(sb.id)?.[component];
       if (pid !== undefined) candidates.push({ pid, source: 'cmdline_scan' });
     }
