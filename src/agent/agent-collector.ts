@@ -38,7 +38,7 @@ export interface AgentCollectorOptions {
   /** Connect + hybrid-vsock handshake deadline, ms (default 2000). */
   dialTimeoutMs?: number;
   /** Container ids of a sandbox when its directory has no per-container sub-directories (runtime-rs). */
-  containerIds?: (sb: SandboxInfo) => Promise<string[]> | string[];
+  containerIds?: (sb: SandboxInfo) => Promise<readonly string[]> | readonly string[];
   /** Cap on the shim's /agent-url answer, bytes (default 4096). */
   shimMaxBytes?: number;
   /** Deadline of the /agent-url request to the shim, ms (default 1000). */

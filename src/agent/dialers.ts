@@ -3,7 +3,7 @@
  *   hvsock  unix socket + `CONNECT <port>\n` → a line containing `OK` (with a handshake timeout)
  *   remote, mock  plain unix socket
  *   vsock   AF_VSOCK through the optional native addon (native/vsock); without it: VSOCK_UNAVAILABLE
- * The returned Duplex is ready for ttrpc.
+ * The returned Duplex is paused (call resume() or attach a reader that does) and ready for ttrpc.
  */
 import * as net from 'node:net';
 import * as path from 'node:path';

@@ -5,7 +5,10 @@ describe('parseAgentUrl', () => {
   it.each([
     ['vsock://830455376:1024', { scheme: 'vsock', cid: 830455376, port: 1024 }],
     ['vsock://3', { scheme: 'vsock', cid: 3, port: 1024 }],
-    ['hvsock:///run/vc/vm/abc/clh.sock:1024', { scheme: 'hvsock', path: '/run/vc/vm/abc/clh.sock', port: 1024 }],
+    [
+      'hvsock:///run/vc/vm/abc/clh.sock:1024',
+      { scheme: 'hvsock', path: '/run/vc/vm/abc/clh.sock', port: 1024 },
+    ],
     [
       'hvsock:///run/vc/firecracker/abc/root/kata.hvsock:1024\n',
       { scheme: 'hvsock', path: '/run/vc/firecracker/abc/root/kata.hvsock', port: 1024 },
@@ -53,7 +56,10 @@ describe('runtimeRsAgentUrl', () => {
     [{ hypervisorType: 'dragonball' }, 'hvsock:///run/kata/sb1/root/kata.hvsock:1024'],
     [{ hypervisorType: 'clh' }, 'hvsock:///run/kata/sb1/ch-vm.sock:1024'],
     [{ hypervisorType: 'firecracker' }, 'hvsock:///run/kata/sb1/kata.hvsock:1024'],
-    [{ hypervisorType: 'firecracker', jailed: true }, 'hvsock:///run/kata/firecracker/sb1/root/kata.hvsock:1024'],
+    [
+      { hypervisorType: 'firecracker', jailed: true },
+      'hvsock:///run/kata/firecracker/sb1/root/kata.hvsock:1024',
+    ],
     [{ hypervisorType: 'openvmm' }, 'hvsock:///run/kata/sb1/vsock.sock:1024'],
     [{ hypervisorType: 'qemu', guestCid: 7 }, 'vsock://7:1024'],
     [{ hypervisorType: 'qemu' }, undefined],

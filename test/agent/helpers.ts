@@ -28,7 +28,13 @@ export function simSandbox(
     agentSocketPath: sock,
     containers: [id, hexId(100 + index)],
     vcpus: 2,
-    pod: { name: `pod-${index}`, namespace: 'default', uid: `uid-${index}`, labels: {}, runtimeHandler: 'kata' },
+    pod: {
+      name: `pod-${index}`,
+      namespace: 'default',
+      uid: `uid-${index}`,
+      labels: {},
+      runtimeHandler: 'kata',
+    },
     pprof: false,
     seed: 1000 + index,
   };

@@ -102,7 +102,10 @@ describe('TtrpcClient', () => {
     client = new TtrpcClient(await connect(path.join(dir, 't.sock')));
     const p = client.call('grpc.AgentService', 'GetMetrics', Buffer.alloc(0), { timeoutMs: 5000 });
     await until(() => srv.seen.length === 1);
-    srv.answer(srv.seen[0]!, Buffer.alloc(0), { code: GrpcCode.PERMISSION_DENIED, message: 'blocked by policy' });
+    srv.answer(srv.seen[0]!, Buffer.alloc(0), {
+      code: GrpcCode.PERMISSION_DENIED,
+      message: 'blocked by policy',
+    });
     const err = await p.catch(e => e);
     expect(err).toBeInstanceOf(TtrpcStatusError);
     expect(err).toBeInstanceOf(KataMonitorError);
@@ -137,16 +140,18 @@ describe('TtrpcClient', () => {
     await until(() => srv.seen.length === 1);
     ac.abort();
     expect((await p.catch(e => e)).code).toBe('AGENT_TIMEOUT');
-    expect((await client.call('s', 'M', Buffer.alloc(0), { deadline: Date.now() - 1 }).catch(e => e)).code).toBe(
-      'AGENT_TIMEOUT',
-    );
+    expect(
+      (await client.call('s', 'M', Buffer.alloc(0), { deadline: Date.now() - 1 }).catch(e => e)).code,
+    ).toBe('AGENT_TIMEOUT');
   });
 
   it('fails every pending call when the connection is lost, and later calls too', async () => {
     client = new TtrpcClient(await connect(path.join(dir, 't.sock')));
     const closedWith: string[] = [];
     client.onClose(e => closedWith.push(e.code));
-    const calls = [1, 2, 3].map(() => client!.call('s', 'M', Buffer.alloc(0), { timeoutMs: 10_000 }).catch(e => e));
+    const calls = [1, 2, 3].map(() =>
+      client!.call('s', 'M', Buffer.alloc(0), { timeoutMs: 10_000 }).catch(e => e),
+    );
     await until(() => srv.seen.length === 3);
     srv.seen[0]!.sock.destroy();
     const errs = await Promise.all(calls);

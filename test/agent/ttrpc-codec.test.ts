@@ -56,7 +56,9 @@ describe('ttrpc codec', () => {
     const c = agentCodec();
     const body = c.encodeResponse({ status: { code: 7, message: 'GetMetricsRequest is blocked by policy' } });
     // field 1 (status), length-delimited; inside: code=7 (08 07), message (12 ...)
-    expect(body.subarray(0, 4).toString('hex')).toBe('0a' + (body.length - 2).toString(16).padStart(2, '0') + '0807');
+    expect(body.subarray(0, 4).toString('hex')).toBe(
+      '0a' + (body.length - 2).toString(16).padStart(2, '0') + '0807',
+    );
     expect(c.decodeResponse(body)).toEqual({
       status: { code: 7, message: 'GetMetricsRequest is blocked by policy' },
       payload: Buffer.alloc(0),
@@ -75,17 +77,23 @@ describe('ttrpc codec', () => {
   });
 
   it('rejects malformed frames with stable kinds', () => {
-    expect(kindOf(() => decodeHeader(Buffer.from([0, 0, 0, 0, 0, 0, 0, 1, 2])))).toBe('AGENT_PROTOCOL:short_header');
+    expect(kindOf(() => decodeHeader(Buffer.from([0, 0, 0, 0, 0, 0, 0, 1, 2])))).toBe(
+      'AGENT_PROTOCOL:short_header',
+    );
     const over = Buffer.from([0, 0x40, 0, 1, 0, 0, 0, 1, 2, 0]); // 4 MiB + 1
     expect(kindOf(() => decodeHeader(over))).toBe('AGENT_PROTOCOL:oversize');
     const exact = Buffer.from([0, 0x40, 0, 0, 0, 0, 0, 1, 2, 0]); // exactly 4 MiB is allowed
     expect(decodeHeader(exact).length).toBe(TTRPC_MAX_PAYLOAD);
-    expect(kindOf(() => decodeHeader(Buffer.from([0, 0, 0, 0, 0, 0, 0, 1, 9, 0])))).toBe('AGENT_PROTOCOL:unknown_type');
+    expect(kindOf(() => decodeHeader(Buffer.from([0, 0, 0, 0, 0, 0, 0, 1, 9, 0])))).toBe(
+      'AGENT_PROTOCOL:unknown_type',
+    );
     expect(kindOf(() => decodeFrame(GET_METRICS_FRAME.subarray(0, 30)))).toBe('AGENT_PROTOCOL:truncated');
     expect(kindOf(() => decodeFrame(Buffer.concat([GET_METRICS_FRAME, Buffer.from([0])])))).toBe(
       'AGENT_PROTOCOL:truncated',
     );
-    expect(kindOf(() => encodeFrame(1, 1, 0, Buffer.alloc(TTRPC_MAX_PAYLOAD + 1)))).toBe('AGENT_PROTOCOL:oversize');
+    expect(kindOf(() => encodeFrame(1, 1, 0, Buffer.alloc(TTRPC_MAX_PAYLOAD + 1)))).toBe(
+      'AGENT_PROTOCOL:oversize',
+    );
     expect(() => encodeFrame(-1, 1, 0, Buffer.alloc(0))).toThrow(RangeError);
   });
 });
