@@ -87,11 +87,13 @@ export class MetadataSync {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.running = true;
-    this.idle = this.loop().finally(() => {
-      this.running = false;
-    });
+    this.idle = this.loop();
   }
 
+  /**
+   * Runs due queries until idle. `running` is cleared synchronously at each exit (not in a promise
+   * callback), so a wake() arriving right after the loop went idle starts a new loop instead of being lost.
+   */
   private async loop(): Promise<void> {
     for (;;) {
       this.again = false;
@@ -102,10 +104,18 @@ export class MetadataSync {
           const delay = Math.max(0, plan.wakeAt - this.now());
           this.timer = setTimeout(() => this.wake(), delay);
         }
+        this.running = false;
         return;
       }
-      await this.execute(plan);
-      if (this.stopped) return;
+      try {
+        await this.execute(plan);
+      } catch (err) {
+        this.log.error('CRI sync step failed', { err: getErrorMessage(err) });
+      }
+      if (this.stopped) {
+        this.running = false;
+        return;
+      }
     }
   }
 

@@ -54,7 +54,10 @@ describe('parseArgs', () => {
 
   it('parses listen addresses without host and with IPv6', () => {
     expect(parseArgs(['--listen-address', ':9100'])).toMatchObject({ listenHost: '', listenPort: 9100 });
-    expect(parseArgs(['--listen-address', '[::1]:9100'])).toMatchObject({ listenHost: '::1', listenPort: 9100 });
+    expect(parseArgs(['--listen-address', '[::1]:9100'])).toMatchObject({
+      listenHost: '::1',
+      listenPort: 9100,
+    });
   });
 
   it('follows Go bool syntax: bare flag is true, value only with =', () => {
@@ -97,7 +100,9 @@ describe('parseArgs', () => {
       target: 'unix:///run/x.sock',
       deprecated: false,
     });
-    expect(parseArgs(['--runtime-endpoint=unix:/run/x.sock']).runtimeEndpoint?.target).toBe('unix:///run/x.sock');
+    expect(parseArgs(['--runtime-endpoint=unix:/run/x.sock']).runtimeEndpoint?.target).toBe(
+      'unix:///run/x.sock',
+    );
     const bare = parseArgs(['-runtime-endpoint', '/run/x.sock']);
     expect(bare.runtimeEndpoint).toMatchObject({ target: 'unix:///run/x.sock', deprecated: true });
     expect(bare.warnings.join()).toMatch(/deprecated/);

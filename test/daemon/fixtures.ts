@@ -49,12 +49,21 @@ export class FakeShim {
 }
 
 /** Go-runtime sandbox directory with persist.json. */
-export function makeGoSandbox(root: string, id: string, hypervisor = 'qemu', agentUrl = 'vsock://42:1024'): string {
+export function makeGoSandbox(
+  root: string,
+  id: string,
+  hypervisor = 'qemu',
+  agentUrl = 'vsock://42:1024',
+): string {
   const dir = path.join(root, id);
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(
     path.join(dir, 'persist.json'),
-    JSON.stringify({ State: 'running', HypervisorState: { Type: hypervisor, Pid: 1 }, AgentState: { URL: agentUrl } }),
+    JSON.stringify({
+      State: 'running',
+      HypervisorState: { Type: hypervisor, Pid: 1 },
+      AgentState: { URL: agentUrl },
+    }),
   );
   return dir;
 }
@@ -65,7 +74,11 @@ export function makeRsSandbox(root: string, id: string, hypervisor = 'dragonball
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(
     path.join(dir, 'state.json'),
-    JSON.stringify({ sandbox_type: 'virt_container', hypervisor: { hypervisor_type: hypervisor, pid: null } }, null, 2),
+    JSON.stringify(
+      { sandbox_type: 'virt_container', hypervisor: { hypervisor_type: hypervisor, pid: null } },
+      null,
+      2,
+    ),
   );
   return dir;
 }
@@ -93,7 +106,8 @@ export class FakeCri {
   ) {}
 
   callsFor(id: string): number {
-    return this.calls.filter(c => c.id === id || (c.method === 'ListPodSandbox' && c.id === undefined)).length;
+    return this.calls.filter(c => c.id === id || (c.method === 'ListPodSandbox' && c.id === undefined))
+      .length;
   }
 
   async start(): Promise<this> {
@@ -132,11 +146,18 @@ export class FakeCri {
         this.calls.push({ method: 'PodSandboxStatus', id, version });
         const p = this.pods.get(id);
         if (!p || this.hidden.has(id)) {
-          cb({ code: grpc.status.NOT_FOUND, details: `an error occurred when try to find sandbox ${id}: not found` });
+          cb({
+            code: grpc.status.NOT_FOUND,
+            details: `an error occurred when try to find sandbox ${id}: not found`,
+          });
           return;
         }
         cb(null, {
-          status: { id, metadata: { name: p.name, uid: p.uid, namespace: p.namespace }, state: 'SANDBOX_READY' },
+          status: {
+            id,
+            metadata: { name: p.name, uid: p.uid, namespace: p.namespace },
+            state: 'SANDBOX_READY',
+          },
         });
       };
       const ver: Unary = (_call, cb) => cb(null, { version: '0.1.0', runtime_name: 'fake' });
@@ -172,7 +193,11 @@ export function get(
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        }),
       );
       res.on('error', reject);
     });
@@ -190,7 +215,11 @@ export function rawGet(
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        }),
       );
     });
     req.on('error', reject);

@@ -1,4 +1,10 @@
-import { applyAnswer, errorDelayMs, planQuery, unknownDelayMs, type PendingState } from '../../src/cri/metadata-policy';
+import {
+  applyAnswer,
+  errorDelayMs,
+  planQuery,
+  unknownDelayMs,
+  type PendingState,
+} from '../../src/cri/metadata-policy';
 import { classifyEntry, isValidSandboxId } from '../../src/discovery/sandbox-id';
 import { parsePersistJson, parseStateJson } from '../../src/discovery/sandbox-state';
 import { SandboxStore, type StoreEvent } from '../../src/discovery/sandbox-store';
@@ -11,9 +17,12 @@ import { rewritePprofIndex } from '../../src/http/pprof-rewrite';
 import { hexId } from './fixtures';
 
 describe('sandbox ids', () => {
-  it.each(['a', hexId(1), 'pod_1.x-2', 'A'.repeat(128)])('accepts %s', id => expect(isValidSandboxId(id)).toBe(true));
-  it.each(['', '..', '.hidden', '-x', '../../etc', 'a/b', '%2e%2e', 'a b', 'A'.repeat(129), 'é'])('rejects %j', id =>
-    expect(isValidSandboxId(id)).toBe(false),
+  it.each(['a', hexId(1), 'pod_1.x-2', 'A'.repeat(128)])('accepts %s', id =>
+    expect(isValidSandboxId(id)).toBe(true),
+  );
+  it.each(['', '..', '.hidden', '-x', '../../etc', 'a/b', '%2e%2e', 'a b', 'A'.repeat(129), 'é'])(
+    'rejects %j',
+    id => expect(isValidSandboxId(id)).toBe(false),
   );
 
   it('treats a runtime-rs helper dir as a sandbox only with proof', () => {
@@ -30,7 +39,9 @@ describe('sandbox ids', () => {
 describe('on-disk state', () => {
   it('reads persist.json and state.json', () => {
     expect(
-      parsePersistJson(JSON.stringify({ HypervisorState: { Type: 'clh' }, AgentState: { URL: 'hvsock:///x:1024' } })),
+      parsePersistJson(
+        JSON.stringify({ HypervisorState: { Type: 'clh' }, AgentState: { URL: 'hvsock:///x:1024' } }),
+      ),
     ).toEqual({ hypervisor: 'clh', agentUrl: 'hvsock:///x:1024' });
     expect(parsePersistJson('{"Hyperv')).toBeUndefined();
     expect(parseStateJson(JSON.stringify({ hypervisor: { hypervisor_type: 'dragonball' } }))).toEqual({
@@ -95,7 +106,10 @@ describe('CRI query policy', () => {
       ),
     ).toEqual({ kind: 'list', ids: ['a', 'b'] });
     expect(planQuery(m([['c', { attempts: 1, nextAt: 500 }]]), 100)).toEqual({ kind: 'idle', wakeAt: 500 });
-    expect(planQuery(m([['a', { attempts: 0, nextAt: 0 }]]), 100, 900)).toEqual({ kind: 'idle', wakeAt: 900 });
+    expect(planQuery(m([['a', { attempts: 0, nextAt: 0 }]]), 100, 900)).toEqual({
+      kind: 'idle',
+      wakeAt: 900,
+    });
   });
 
   it('resolves known ids (even ones not asked about) and backs off the rest', () => {
@@ -147,7 +161,10 @@ describe('debug request plan', () => {
     const capped = planDebugRequest('/debug/pprof/profile', '?sandbox=a&seconds=100000');
     expect(capped.upstreamPath).toBe(`/debug/pprof/profile?sandbox=a&seconds=${MAX_PROFILE_SECONDS}`);
     expect(capped.timeoutMs).toBe(MAX_PROFILE_SECONDS * 1000 + 10_000);
-    expect(planDebugRequest('/debug/pprof/heap', '?sandbox=a')).toMatchObject({ timeoutMs: 10_000, isIndex: false });
+    expect(planDebugRequest('/debug/pprof/heap', '?sandbox=a')).toMatchObject({
+      timeoutMs: 10_000,
+      isIndex: false,
+    });
     expect(planDebugRequest('/debug/pprof', '?sandbox=a')).toMatchObject({
       upstreamPath: '/debug/pprof/?sandbox=a',
       isIndex: true,
@@ -188,7 +205,9 @@ describe('negotiation, index, errors', () => {
     expect(readinessReason({ path: '/run/kata', runtime: 'rs', state: 'missing' })).toBe(
       'sandbox_root_missing:/run/kata',
     );
-    expect(readinessReason({ path: '/x', runtime: 'go', state: 'unreadable' })).toBe('sandbox_root_unreadable:/x');
+    expect(readinessReason({ path: '/x', runtime: 'go', state: 'unreadable' })).toBe(
+      'sandbox_root_unreadable:/x',
+    );
     expect(readinessReason({ path: '/x', runtime: 'go', state: 'watching' })).toBeUndefined();
   });
 });
