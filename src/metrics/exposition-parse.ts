@@ -70,19 +70,41 @@ export class ParseError extends Error {
   }
 }
 
+const SUFFIX_NONE = 0;
+const SUFFIX_BUCKET = 1;
+const SUFFIX_SUM = 2;
+const SUFFIX_COUNT = 3;
+
 const VALID_TYPES: ReadonlySet<string> = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
 
+const C_NAME_START = 1;
+const C_NAME = 2;
+const C_LABEL_START = 4;
+const C_LABEL = 8;
+const C_BLANK = 16;
+/** Character classes of ASCII codes (anything else is in no class). */
+const CLASS = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  const letter = (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
+  const digit = c >= 48 && c <= 57;
+  let k = 0;
+  if (letter || c === 58) k |= C_NAME_START | C_NAME;
+  if (digit) k |= C_NAME | C_LABEL;
+  if (letter) k |= C_LABEL_START | C_LABEL;
+  if (c === 32 || c === 9) k |= C_BLANK;
+  CLASS[c] = k;
+}
 function isNameStart(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 58; // a-z A-Z _ :
+  return c < 128 && (CLASS[c]! & C_NAME_START) !== 0;
 }
 function isNameChar(c: number): boolean {
-  return isNameStart(c) || (c >= 48 && c <= 57);
+  return c < 128 && (CLASS[c]! & C_NAME) !== 0;
 }
 function isLabelStart(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
+  return c < 128 && (CLASS[c]! & C_LABEL_START) !== 0;
 }
 function isLabelChar(c: number): boolean {
-  return isLabelStart(c) || (c >= 48 && c <= 57);
+  return c < 128 && (CLASS[c]! & C_LABEL) !== 0;
 }
 function isBlank(c: number): boolean {
   return c === 32 || c === 9;
@@ -181,6 +203,10 @@ export class ExpositionParser {
   private sampleCount = 0;
   /** Scratch for duplicate label detection: start/end offsets of the label names of the current line. */
   private nameBounds = new Int32Array(32);
+  /** Family lookup of the previous sample line (reset by HELP/TYPE lines, which can change the answer). */
+  private lastSampleName: string | undefined;
+  private curFamily: ParsedFamily | undefined;
+  private curSuffix = SUFFIX_NONE;
   /** Cached result of the last backslash search (-1: none left in the text). */
   private backslashAt: number;
 
@@ -214,6 +240,7 @@ export class ExpositionParser {
     while (start < end && isBlank(text.charCodeAt(start))) start++;
     if (start === end) return;
     if (text.charCodeAt(start) === 35) {
+      this.lastSampleName = undefined;
       this.parseComment(start, end);
       return;
     }
@@ -272,44 +299,66 @@ export class ExpositionParser {
     f.typed = true;
   }
 
-  /** The family a sample named text[a,b) belongs to (Go's lookup order: exact, summary, histogram). */
-  private familyForSample(
-    a: number,
-    b: number,
-  ): { f: ParsedFamily; suffix: '' | 'bucket' | 'sum' | 'count' } {
+  /**
+   * Resolve the family a sample named text[a,b) belongs to into curFamily/curSuffix (Go's lookup order:
+   * exact name, then summary/histogram suffixes). Consecutive samples usually share a name: cached.
+   */
+  private familyForSample(a: number, b: number): void {
     const text = this.text;
+    const last = this.lastSampleName;
+    if (last !== undefined && b - a === last.length && text.startsWith(last, a)) return;
     const name = text.slice(a, b);
+    this.lastSampleName = name;
+    this.curSuffix = SUFFIX_NONE;
     const exact = this.families.get(name);
-    if (exact) return { f: exact, suffix: '' };
-    let base: string | undefined;
-    let suffix: 'bucket' | 'sum' | 'count' | undefined;
+    if (exact) {
+      this.curFamily = exact;
+      return;
+    }
+    let cut = 0;
+    let suffix = SUFFIX_NONE;
     if (name.endsWith('_sum')) {
-      base = name.slice(0, -4);
-      suffix = 'sum';
+      cut = 4;
+      suffix = SUFFIX_SUM;
     } else if (name.endsWith('_count')) {
-      base = name.slice(0, -6);
-      suffix = 'count';
+      cut = 6;
+      suffix = SUFFIX_COUNT;
     } else if (name.endsWith('_bucket')) {
-      base = name.slice(0, -7);
-      suffix = 'bucket';
+      cut = 7;
+      suffix = SUFFIX_BUCKET;
     }
-    if (base !== undefined && suffix !== undefined) {
-      const f = this.families.get(base);
-      if (f && (f.type === 'histogram' || (f.type === 'summary' && suffix !== 'bucket')))
-        return { f, suffix };
+    if (cut > 0) {
+      const f = this.families.get(name.slice(0, -cut));
+      if (f && (f.type === 'histogram' || (f.type === 'summary' && suffix !== SUFFIX_BUCKET))) {
+        this.curFamily = f;
+        this.curSuffix = suffix;
+        return;
+      }
     }
-    return { f: this.family(name), suffix: '' };
+    this.curFamily = this.family(name);
   }
 
   private parseSample(start: number, end: number): void {
     const text = this.text;
     const lineNo = this.lineNo;
     let i = start;
-    if (!isNameStart(text.charCodeAt(i))) throw new ParseError(lineNo, 'invalid metric name');
-    i++;
-    while (i < end && isNameChar(text.charCodeAt(i))) i++;
-    const nameEnd = i;
-    const { f, suffix } = this.familyForSample(start, nameEnd);
+    const last = this.lastSampleName;
+    let nameEnd = -1;
+    if (last !== undefined && text.startsWith(last, start)) {
+      // Same name as the previous sample (already validated and resolved): skip the per-char scan.
+      const c = text.charCodeAt(start + last.length);
+      if (c === 123 || c === 32 || c === 9) nameEnd = start + last.length;
+    }
+    if (nameEnd === -1) {
+      if (!isNameStart(text.charCodeAt(i))) throw new ParseError(lineNo, 'invalid metric name');
+      i++;
+      while (i < end && isNameChar(text.charCodeAt(i))) i++;
+      nameEnd = i;
+    }
+    i = nameEnd;
+    this.familyForSample(start, nameEnd);
+    const f = this.curFamily!;
+    const suffix = this.curSuffix;
     while (i < end && isBlank(text.charCodeAt(i))) i++;
     if (text.charCodeAt(i) !== 123) i = nameEnd; // no label set: the blanks separate name and value
 
@@ -375,12 +424,12 @@ export class ExpositionParser {
     }
 
     if (f.type === 'histogram') {
-      if (suffix === '')
+      if (suffix === SUFFIX_NONE)
         throw new ParseError(lineNo, `histogram ${f.name} sample without _bucket/_sum/_count`);
-      if (suffix === 'bucket' && !hasLe)
+      if (suffix === SUFFIX_BUCKET && !hasLe)
         throw new ParseError(lineNo, `histogram bucket of ${f.name} without le label`);
     } else if (f.type === 'summary') {
-      if (suffix === '' && !hasQuantile)
+      if (suffix === SUFFIX_NONE && !hasQuantile)
         throw new ParseError(lineNo, `summary ${f.name} sample without quantile label`);
     }
 
