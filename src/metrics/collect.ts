@@ -5,6 +5,7 @@
  * Failure is data: a collection never rejects because of a sandbox or a source; each sandbox gets an outcome.
  * Requests arriving while an aggregated collection runs share it (single flight).
  */
+import { setMaxListeners } from 'node:events';
 import * as path from 'node:path';
 import { getErrorMessage } from '../errors';
 import type { Logger } from '../log';
@@ -232,6 +233,8 @@ export class Collector {
   private async run(sbs: SandboxInfo[], timeoutMs: number, aggregated: boolean): Promise<Collection> {
     const deadline = Date.now() + timeoutMs;
     const ac = new AbortController();
+    // Every in-flight shim request, slot waiter and source listens on this one signal: no leak warning.
+    setMaxListeners(0, ac.signal);
     const timer = setTimeout(() => ac.abort(), timeoutMs);
     try {
       const settle = new Map<string, (o: ShimOutcome) => void>();

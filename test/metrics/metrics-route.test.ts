@@ -327,6 +327,44 @@ describe('/metrics route', () => {
     expect(valueOf((await get(port, '/metrics')).body, 'kata_monitor_scrape_count')).toBe('3');
   });
 
+  it('keeps at most scrapeConcurrency shim requests in flight, without listener warnings', async () => {
+    for (let i = 0; i < 14; i++)
+      await shim(`sb-${String(i).padStart(2, '0')}`, { kind: 'slow', ms: 60, body: RS_BODY });
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w.message);
+    };
+    process.on('warning', onWarning);
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const real = defaultFetchShimMetrics(MAX_BYTES);
+    const port = await serve({
+      config: {
+        shimTimeoutMs: 5000,
+        scrapeConcurrency: 3,
+        shimMaxBytes: MAX_BYTES,
+        scrapeUnsafeShims: false,
+      },
+      fetchShimMetrics: async (sb, opts) => {
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        try {
+          return await real(sb, opts);
+        } finally {
+          inFlight--;
+        }
+      },
+    });
+    try {
+      const r = await get(port, '/metrics');
+      expect(maxInFlight).toBe(3);
+      expect(r.body.match(/^kata_monitor_sandbox_up\{.*\} 1$/gm)).toHaveLength(14);
+      await new Promise(resolve => setImmediate(resolve));
+      expect(warnings).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('takes the deadline from X-Prometheus-Scrape-Timeout-Seconds', async () => {
     await shim('sb-hang', { kind: 'hang' });
     const seen: number[] = [];
