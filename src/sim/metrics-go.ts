@@ -479,15 +479,31 @@ export function goShimFamilies(sb: BodySandbox, tick: number): SimFamily[] {
   return fams;
 }
 
-/** Extra valid `kata_guest_vm_stat` series for the `huge` fault: about `bytes` of text. */
-export function hugeVmStatSeries(bytes = 40 * 1024 * 1024): ScalarSeries[] {
-  const out: ScalarSeries[] = [];
+/** Extra valid `kata_guest_vm_stat` lines for the `huge` fault: about `bytes` of text. */
+export function hugeVmStatText(bytes = 40 * 1024 * 1024): string {
+  const cached = hugeCache.get(bytes);
+  if (cached) return cached;
+  const parts: string[] = [];
   // each line is ~52 bytes: kata_guest_vm_stat{item="sim_extra_0000000"} 123456
   const n = Math.ceil(bytes / 52);
   for (let i = 0; i < n; i++) {
-    out.push({ labels: [['item', `sim_extra_${String(i).padStart(7, '0')}`]], value: (i * 7919) % 1000003 });
+    parts.push(
+      `kata_guest_vm_stat{item="sim_extra_${String(i).padStart(7, '0')}"} ${(i * 7919) % 1000003}\n`,
+    );
   }
-  return out;
+  const text = parts.join('');
+  hugeCache.set(bytes, text);
+  return text;
+}
+const hugeCache = new Map<number, string>();
+
+/** Insert the `huge` lines at the end of the `kata_guest_vm_stat` block (valid text, tens of MB). */
+export function insertHuge(text: string): string {
+  const head = text.indexOf('# TYPE kata_guest_vm_stat ');
+  if (head < 0) return text + hugeVmStatText();
+  const next = text.indexOf('# HELP ', head);
+  const at = next < 0 ? text.length : next;
+  return text.slice(0, at) + hugeVmStatText() + text.slice(at);
 }
 
 /** Apply the body-changing shim faults to the agent families (they model what the shim passes through). */
@@ -505,13 +521,6 @@ export function applyFamilyFaults(fams: SimFamily[], sb: BodySandbox): SimFamily
             ...f,
             series: f.series.map(s => ({ ...s, labels: [...s.labels, ['sandbox_id', sb.id]] as Labels })),
           }
-        : f,
-    );
-  }
-  if (fault === 'huge') {
-    return fams.map(f =>
-      f.name === 'kata_guest_vm_stat' && f.type === 'gauge'
-        ? { ...f, series: [...f.series, ...hugeVmStatSeries()] }
         : f,
     );
   }
@@ -537,6 +546,7 @@ export function goShimBody(sb: BodySandbox, tick: number): string {
   const agentText = sb.agentFault ? '' : renderRegistry(applyFamilyFaults(agentFamilies(sb, tick), sb), 'go');
   let body = shimText + agentText;
   if (sb.shimFault?.kind === 'garbage') body = insertBeforeFamily(body, 'kata_shim_fds', GARBAGE_LINES);
+  if (sb.shimFault?.kind === 'huge' && agentText !== '') body = insertHuge(body);
   return body;
 }
 

@@ -10,6 +10,7 @@ import {
   GARBAGE_LINES,
   goShimBody,
   insertBeforeFamily,
+  insertHuge,
   type BodySandbox,
 } from './metrics-go';
 import { procFamilies } from './procfs-model';
@@ -107,6 +108,7 @@ export function rsShimBody(sb: BodySandbox, tick: number): string {
   const shimText = renderRegistry(rsShimFamilies(sb, tick), 'rust');
   let body = agentText + hvText + shimText;
   if (sb.shimFault?.kind === 'garbage') body = insertBeforeFamily(body, 'kata_shim_fds', GARBAGE_LINES);
+  if (sb.shimFault?.kind === 'huge' && agentText !== '') body = insertHuge(body);
   return body;
 }
 
