@@ -14,6 +14,8 @@ import { SandboxStore } from './discovery/sandbox-store';
 import { SandboxWatcher, type WatcherOptions } from './discovery/sandbox-watcher';
 import { getErrorMessage } from './errors';
 import { createApp, type NodeHandler } from './http/app';
+import { createMetricsHandler } from './http/metrics-route';
+import type { ExtraSource } from './metrics/source';
 import { Lifecycle } from './lifecycle';
 import { createLogger, type Logger } from './log';
 import { createSelfMetrics, type SelfMetrics } from './metrics/self-metrics';
@@ -25,8 +27,8 @@ export interface DaemonOverrides {
   /** Existence check used to probe the well-known CRI sockets (tests inject one). */
   exists?: (p: string) => boolean;
   /**
-   * Serves /metrics instead of the daemon's own metrics. `(daemon parts) => handler`, so the aggregated
-   * handler can be built from the store, self metrics and logger this daemon creates.
+   * Replaces the /metrics handler (default: the aggregated handler of http/metrics-route.ts).
+   * `(daemon parts) => handler`, so it can be built from the store, self metrics and logger this daemon creates.
    */
   metricsHandler?: (parts: {
     logger: Logger;
@@ -34,6 +36,8 @@ export interface DaemonOverrides {
     store: SandboxStore;
     config: Config;
   }) => NodeHandler;
+  /** Extra producers merged into the aggregated /metrics (agent collector, host collector). */
+  extraSources?: ExtraSource[];
   /** Deadline of each CRI call, ms (default 2000). */
   criDeadlineMs?: number;
   /** Discovery timings (tests). */
@@ -137,17 +141,22 @@ export async function startDaemon(config: Config, overrides: DaemonOverrides = {
   metadataSync.start();
   lifecycle.add('cri-sync', () => metadataSync.stop());
 
-  // TODO(lead): when src/http/metrics-route.ts lands, default to the aggregated handler here:
-  //   import { createMetricsHandler } from './http/metrics-route';
-  //   metricsHandler ??= createMetricsHandler({ logger, self, listSandboxes: () => store.list(), config });
-  const metricsHandler = overrides.metricsHandler?.({ logger, self, store, config });
+  const metricsHandler =
+    overrides.metricsHandler?.({ logger, self, store, config }) ??
+    createMetricsHandler({
+      logger,
+      self,
+      listSandboxes: () => store.list(),
+      config,
+      ...(overrides.extraSources ? { extraSources: overrides.extraSources } : {}),
+    });
   const app = createApp({
     logger,
     self,
     sandboxes: store,
     readiness: () => watcher.readinessProblems(),
     config,
-    ...(metricsHandler ? { metricsHandler } : {}),
+    metricsHandler,
   });
 
   const server = http.createServer(app);

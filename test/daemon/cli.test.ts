@@ -100,7 +100,7 @@ describe('kata-monitor binary', () => {
         `rs:${dir}/kata`,
       ]);
       expect(records().some(r => r.level === 'warn' && /deprecated/.test(String(r.msg)))).toBe(true);
-      const url = String(listening.url);
+      const url = String(listening?.url);
       const r = await get(url + '/sandboxes');
       expect(r.body).toBe(hexId(1) + '\n');
       child.kill('SIGTERM');

@@ -223,7 +223,7 @@ describe('HTTP endpoints (daemon against fake shims and a fake CRI)', () => {
     }
   });
 
-  it("serves the daemon's own metrics on /metrics and counts scrapes", async () => {
+  it("/metrics (aggregated handler) carries the daemon's own metrics and counts scrapes", async () => {
     await waitFor(() => daemon.store.get(A)?.cri, 3000, 25, 'CRI labels for A');
     const first = await get(url('/metrics'));
     expect(first.status).toBe(200);
