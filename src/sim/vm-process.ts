@@ -15,7 +15,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { SimProcesses, SimSandbox } from './types';
+import type { SimHooks, SimProcesses, SimSandbox } from './types';
 
 /** Messages understood by a stand-in. */
 type ControlMessage = { burnMsPerSecond: number } | { holdBytes: number } | { ping: number };
@@ -224,3 +224,6 @@ export async function startVmProcesses(sb: SimSandbox, nodeDir: string): Promise
     throw err;
   }
 }
+
+/** Type check: usable as `SimHooks.startProcesses`. */
+export const startProcessesHook: NonNullable<SimHooks['startProcesses']> = startVmProcesses;
