@@ -70,6 +70,11 @@ export class ParseError extends Error {
   }
 }
 
+const LABEL_PLAIN = 0;
+const LABEL_LE = 1;
+const LABEL_QUANTILE = 2;
+const LABEL_RESERVED = 3;
+
 const SUFFIX_NONE = 0;
 const SUFFIX_BUCKET = 1;
 const SUFFIX_SUM = 2;
@@ -161,7 +166,7 @@ function isInt(s: string, start: number, end: number): boolean {
 /** Whether the label name at s[a,b) equals `name` (no allocation). */
 function nameEq(s: string, a: number, b: number, name: string): boolean {
   if (b - a !== name.length) return false;
-  return s.startsWith(name, a);
+  return sameTail(s, a, name);
 }
 
 function isReserved(s: string, a: number, b: number): boolean {
@@ -175,6 +180,12 @@ function isReserved(s: string, a: number, b: number): boolean {
     nameEq(s, a, b, 'cri_name') ||
     nameEq(s, a, b, 'cri_namespace')
   );
+}
+
+/** Whether text[at, at+word.length) equals `word` (compared from the end, where names usually differ). */
+function sameTail(text: string, at: number, word: string): boolean {
+  for (let k = word.length - 1; k >= 0; k--) if (text.charCodeAt(at + k) !== word.charCodeAt(k)) return false;
+  return true;
 }
 
 function sameChars(s: string, x: number, y: number, len: number): boolean {
@@ -203,6 +214,8 @@ export class ExpositionParser {
   private sampleCount = 0;
   /** Scratch for duplicate label detection: start/end offsets of the label names of the current line. */
   private nameBounds = new Int32Array(32);
+  /** Label names (and their kind) of the previous sample line, by position. */
+  private readonly labelCache: Array<{ name: string; kind: number }> = [];
   /** Family lookup of the previous sample line (reset by HELP/TYPE lines, which can change the answer). */
   private lastSampleName: string | undefined;
   private curFamily: ParsedFamily | undefined;
@@ -306,7 +319,7 @@ export class ExpositionParser {
   private familyForSample(a: number, b: number): void {
     const text = this.text;
     const last = this.lastSampleName;
-    if (last !== undefined && b - a === last.length && text.startsWith(last, a)) return;
+    if (last !== undefined && b - a === last.length && sameTail(text, a, last)) return;
     const name = text.slice(a, b);
     this.lastSampleName = name;
     this.curSuffix = SUFFIX_NONE;
@@ -344,19 +357,19 @@ export class ExpositionParser {
     let i = start;
     const last = this.lastSampleName;
     let nameEnd = -1;
-    if (last !== undefined && text.startsWith(last, start)) {
+    if (last !== undefined) {
       // Same name as the previous sample (already validated and resolved): skip the per-char scan.
       const c = text.charCodeAt(start + last.length);
-      if (c === 123 || c === 32 || c === 9) nameEnd = start + last.length;
+      if ((c === 123 || c === 32 || c === 9) && sameTail(text, start, last)) nameEnd = start + last.length;
     }
     if (nameEnd === -1) {
       if (!isNameStart(text.charCodeAt(i))) throw new ParseError(lineNo, 'invalid metric name');
       i++;
       while (i < end && isNameChar(text.charCodeAt(i))) i++;
       nameEnd = i;
+      this.familyForSample(start, nameEnd);
     }
     i = nameEnd;
-    this.familyForSample(start, nameEnd);
     const f = this.curFamily!;
     const suffix = this.curSuffix;
     while (i < end && isBlank(text.charCodeAt(i))) i++;
@@ -377,16 +390,37 @@ export class ExpositionParser {
         const c = text.charCodeAt(i);
         if (c === 125) break;
         if (nLabels > 0 && !trailingComma) throw new ParseError(lineNo, 'expected "," or "}" in label set');
-        if (!isLabelStart(c)) throw new ParseError(lineNo, 'invalid label name');
         const ln = i;
-        i++;
-        while (i < end && isLabelChar(text.charCodeAt(i))) i++;
+        // Lines of a family repeat their label names: compare with the previous line's name at this position
+        // before scanning characters.
+        const cached = nLabels < this.labelCache.length ? this.labelCache[nLabels]! : undefined;
+        let kind: number;
+        if (
+          cached !== undefined &&
+          sameTail(text, ln, cached.name) &&
+          !isLabelChar(text.charCodeAt(ln + cached.name.length))
+        ) {
+          i = ln + cached.name.length;
+          kind = cached.kind;
+        } else {
+          if (!isLabelStart(c)) throw new ParseError(lineNo, 'invalid label name');
+          i++;
+          while (i < end && isLabelChar(text.charCodeAt(i))) i++;
+          if (nameEq(text, ln, i, '__name__'))
+            throw new ParseError(lineNo, 'label name __name__ is reserved');
+          kind = nameEq(text, ln, i, 'le')
+            ? LABEL_LE
+            : nameEq(text, ln, i, 'quantile')
+              ? LABEL_QUANTILE
+              : isReserved(text, ln, i)
+                ? LABEL_RESERVED
+                : LABEL_PLAIN;
+          this.labelCache[nLabels] = { name: text.slice(ln, i), kind };
+        }
         const lnEnd = i;
-        if (nameEq(text, ln, lnEnd, '__name__'))
-          throw new ParseError(lineNo, 'label name __name__ is reserved');
-        if (nameEq(text, ln, lnEnd, 'le')) hasLe = true;
-        else if (nameEq(text, ln, lnEnd, 'quantile')) hasQuantile = true;
-        else if (isReserved(text, ln, lnEnd)) flags |= FLAG_COLLISION;
+        if (kind === LABEL_LE) hasLe = true;
+        else if (kind === LABEL_QUANTILE) hasQuantile = true;
+        else if (kind === LABEL_RESERVED) flags |= FLAG_COLLISION;
         this.checkDuplicateLabel(ln, lnEnd, nLabels);
         while (i < end && isBlank(text.charCodeAt(i))) i++;
         if (text.charCodeAt(i) !== 61) throw new ParseError(lineNo, 'expected "=" after label name');

@@ -98,6 +98,19 @@ describe('parseExposition', () => {
     expect(flagsOf(exp.families.get('c')!.meta[0]!) & FLAG_COLLISION).toBe(0);
   });
 
+  it('does not let the label-name cache confuse names sharing a prefix', () => {
+    const exp = parseExposition(
+      'm{sandbox="1"} 1\nm{sandbox_id="2"} 2\nm{sandbox="3",sandbox="4"} 3\n'.slice(0, 36),
+    );
+    const m = exp.families.get('m')!;
+    expect(flagsOf(m.meta[0]!) & FLAG_COLLISION).toBe(0);
+    expect(flagsOf(m.meta[1]!) & FLAG_COLLISION).toBe(FLAG_COLLISION);
+    expect(parseError('m{item="1"} 1\nm{item="1",item="2"} 2\n').message).toContain(
+      'line 2: duplicate label name',
+    );
+    expect(parseError('# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{lex="1"} 1\n').line).toBe(3);
+  });
+
   it('parses the hand-written Go shim fixture', () => {
     const exp = parseExposition(fs.readFileSync(path.join(FIXTURES, 'go-shim.prom'), 'utf8'));
     expect(exp.families.get('go_gc_duration_seconds')!.type).toBe('summary');
