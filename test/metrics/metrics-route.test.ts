@@ -153,6 +153,22 @@ describe('/metrics route', () => {
     expect(() => parseExposition(r.body)).not.toThrow();
   });
 
+  it('gives byte-identical shim output on two scrapes of unchanged shims', async () => {
+    await shim('sb-b', { kind: 'body', body: RS_BODY });
+    await shim('sb-a', { kind: 'body', body: GO_BODY });
+    await shim('sb-c', { kind: 'body', body: GO_BODY });
+    const port = await serve();
+    const strip = (body: string): string =>
+      body
+        .split('\n')
+        .filter(l => !l.includes('kata_monitor_'))
+        .join('\n');
+    const first = await get(port, '/metrics');
+    const second = await get(port, '/metrics', { 'Accept-Encoding': 'gzip' });
+    expect(strip(second.body)).toBe(strip(first.body));
+    expect(strip(first.body).length).toBeGreaterThan(10_000);
+  });
+
   it('negotiates gzip (q=0 means no, * means yes)', async () => {
     await shim('sb-a', { kind: 'body', body: GO_BODY });
     const port = await serve();
