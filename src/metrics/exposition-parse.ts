@@ -45,9 +45,16 @@ export interface ParsedFamily {
   type: MetricType;
   /** HELP text as written in the exposition (still escaped), undefined when the body gave none. */
   help: string | undefined;
-  /** The sample lines, verbatim (no trailing newline, no leading blanks), in body order. */
-  samples: string[];
-  /** Per sample: makeMeta(split, flags). */
+  /**
+   * The text the sample offsets point into: the whole body (samples are not copied out of it), or a text
+   * rebuilt by relabel.ts for a family whose lines had to be rewritten.
+   */
+  text: string;
+  /** Per sample, in body order: offset in `text` where its line starts (leading blanks skipped). */
+  starts: number[];
+  /** Per sample: offset in `text` where its line ends (exclusive; before `\r`/`\n`). */
+  ends: number[];
+  /** Per sample: makeMeta(split relative to the line start, flags). */
   meta: number[];
   /** Text to put before every sample line when writing (the rename prefix, e.g. `kata_shim_`). */
   linePrefix: string;
@@ -263,7 +270,17 @@ export class ExpositionParser {
   private family(name: string): ParsedFamily {
     let f = this.families.get(name);
     if (!f) {
-      f = { name, type: 'untyped', help: undefined, samples: [], meta: [], linePrefix: '', typed: false };
+      f = {
+        name,
+        type: 'untyped',
+        help: undefined,
+        text: this.text,
+        starts: [],
+        ends: [],
+        meta: [],
+        linePrefix: '',
+        typed: false,
+      };
       this.families.set(name, f);
     }
     return f;
@@ -307,7 +324,7 @@ export class ExpositionParser {
       if (f.type !== type) throw new ParseError(this.lineNo, `second TYPE line for metric name ${name}`);
       return;
     }
-    if (f.samples.length > 0) throw new ParseError(this.lineNo, `TYPE reported after samples for ${name}`);
+    if (f.starts.length > 0) throw new ParseError(this.lineNo, `TYPE reported after samples for ${name}`);
     f.type = type as MetricType;
     f.typed = true;
   }
@@ -467,7 +484,8 @@ export class ExpositionParser {
         throw new ParseError(lineNo, `summary ${f.name} sample without quantile label`);
     }
 
-    f.samples.push(text.slice(start, end));
+    f.starts.push(start);
+    f.ends.push(end);
     f.meta.push(makeMeta(split - start, flags));
     this.sampleCount++;
   }
@@ -513,6 +531,13 @@ export class ExpositionParser {
     nb[index * 2] = a;
     nb[index * 2 + 1] = b;
   }
+}
+
+/** The sample lines of a family as strings (tests, diagnostics; the hot path uses the offsets). */
+export function sampleLines(f: ParsedFamily): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < f.starts.length; i++) out.push(f.text.slice(f.starts[i], f.ends[i]));
+  return out;
 }
 
 /** Parse a whole exposition. Throws ParseError with the 1-based line number. */

@@ -53,7 +53,7 @@ export function mergeParts(parts: readonly MergePart[]): MergeResult {
   const byName = new Map<string, MergedEntry[]>();
   for (const part of parts) {
     for (const family of part.exposition.families.values()) {
-      if (family.samples.length === 0) continue;
+      if (family.starts.length === 0) continue;
       let list = byName.get(family.name);
       if (!list) {
         list = [];

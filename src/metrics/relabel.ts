@@ -47,7 +47,7 @@ export function renameRuntimeFamilies(exp: ParsedExposition, prefix = SHIM_RUNTI
     }
     const name = prefix + f.name;
     if (exp.families.has(name)) {
-      exp.sampleCount -= f.samples.length;
+      exp.sampleCount -= f.starts.length;
       continue;
     }
     f.name = name;
@@ -140,19 +140,43 @@ export function exportCollidingLabels(line: string, meta: number): { line: strin
   return { line: text, meta: makeMeta(newSplit, flags) };
 }
 
-/** Apply exportCollidingLabels to every flagged sample of the exposition (in place). */
+/**
+ * Apply exportCollidingLabels to every flagged sample of the exposition (in place). A family with such a
+ * sample gets its own rebuilt text (all its lines, rewritten where needed) and new offsets.
+ */
 export function resolveLabelCollisions(exp: ParsedExposition): number {
   let n = 0;
   for (const f of exp.families.values()) {
-    const { samples, meta } = f;
-    for (let i = 0; i < samples.length; i++) {
+    const { text, starts, ends, meta } = f;
+    let any = false;
+    for (let i = 0; i < meta.length; i++) {
+      if ((flagsOf(meta[i]!) & FLAG_COLLISION) !== 0) {
+        any = true;
+        break;
+      }
+    }
+    if (!any) continue;
+    const lines: string[] = [];
+    for (let i = 0; i < starts.length; i++) {
+      const line = text.slice(starts[i], ends[i]);
       const m = meta[i]!;
-      if ((flagsOf(m) & FLAG_COLLISION) === 0) continue;
-      const r = exportCollidingLabels(samples[i]!, m);
-      samples[i] = r.line;
+      if ((flagsOf(m) & FLAG_COLLISION) === 0) {
+        lines.push(line);
+        continue;
+      }
+      const r = exportCollidingLabels(line, m);
+      lines.push(r.line);
       meta[i] = r.meta;
       n++;
     }
+    let offset = 0;
+    for (let i = 0; i < lines.length; i++) {
+      starts[i] = offset;
+      offset += lines[i]!.length;
+      ends[i] = offset;
+      offset++; // the joining newline
+    }
+    f.text = lines.join('\n');
   }
   return n;
 }
@@ -162,7 +186,7 @@ export function dropFamilies(exp: ParsedExposition, names: ReadonlySet<string>):
   for (const name of names) {
     const f = exp.families.get(name);
     if (!f) continue;
-    exp.sampleCount -= f.samples.length;
+    exp.sampleCount -= f.starts.length;
     exp.families.delete(name);
   }
 }

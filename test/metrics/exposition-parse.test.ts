@@ -8,6 +8,7 @@ import {
   ParseError,
   flagsOf,
   parseExposition,
+  sampleLines,
   splitOf,
 } from '../../src/metrics/exposition-parse';
 
@@ -33,7 +34,7 @@ describe('parseExposition', () => {
     const a = exp.families.get('a_total')!;
     expect(a.type).toBe('counter');
     expect(a.help).toBe('Things.');
-    expect(a.samples).toEqual(['a_total{x="1"} 3', 'a_total{x="2"} 4']);
+    expect(sampleLines(a)).toEqual(['a_total{x="1"} 3', 'a_total{x="2"} 4']);
     expect(exp.families.get('b')!.help).toBeUndefined();
     expect(exp.sampleCount).toBe(3);
   });
@@ -57,8 +58,8 @@ describe('parseExposition', () => {
         '# TYPE s summary\ns{quantile="0.5"} 1\ns_sum 2\ns_count 3\n',
     );
     expect([...exp.families.keys()]).toEqual(['h', 's']);
-    expect(exp.families.get('h')!.samples).toHaveLength(4);
-    expect(exp.families.get('s')!.samples).toHaveLength(3);
+    expect(sampleLines(exp.families.get('h')!)).toHaveLength(4);
+    expect(sampleLines(exp.families.get('s')!)).toHaveLength(3);
   });
 
   it('makes a sample without a declared family its own untyped family', () => {
@@ -77,15 +78,15 @@ describe('parseExposition', () => {
     );
     const x = exp.families.get('x')!;
     expect(x.help).toBe('Help with \\\\ and \\n.');
-    expect(x.samples).toHaveLength(8);
-    expect(x.samples[6]).toBe('x{a="7"} -12 -5');
-    expect(x.samples[7]).toBe('x { a = "8" , } 8');
+    expect(sampleLines(x)).toHaveLength(8);
+    expect(sampleLines(x)[6]).toBe('x{a="7"} -12 -5');
+    expect(sampleLines(x)[7]).toBe('x { a = "8" , } 8');
   });
 
   it('merges runtime-rs concatenated expositions (families not globally sorted, repeated identical TYPE)', () => {
     const text = fs.readFileSync(path.join(FIXTURES, 'rs-shim.prom'), 'utf8');
     const exp = parseExposition(text + '# TYPE kata_shim_fds gauge\nkata_shim_fds 20\n');
-    expect(exp.families.get('kata_shim_fds')!.samples).toEqual(['kata_shim_fds 19', 'kata_shim_fds 20']);
+    expect(sampleLines(exp.families.get('kata_shim_fds')!)).toEqual(['kata_shim_fds 19', 'kata_shim_fds 20']);
     expect([...exp.families.keys()][0]).toBe('kata_agent_process_cpu_seconds_total');
   });
 
@@ -114,7 +115,7 @@ describe('parseExposition', () => {
   it('parses the hand-written Go shim fixture', () => {
     const exp = parseExposition(fs.readFileSync(path.join(FIXTURES, 'go-shim.prom'), 'utf8'));
     expect(exp.families.get('go_gc_duration_seconds')!.type).toBe('summary');
-    expect(exp.families.get('kata_shim_rpc_durations_histogram_milliseconds')!.samples).toHaveLength(12);
+    expect(sampleLines(exp.families.get('kata_shim_rpc_durations_histogram_milliseconds')!)).toHaveLength(12);
     expect(exp.sampleCount).toBe(52);
   });
 
