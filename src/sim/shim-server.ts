@@ -19,6 +19,9 @@ export interface ShimServerOptions {
   profileCapMs?: number;
 }
 
+/** Longest unix socket path Linux accepts (sun_path is 108 bytes including the NUL). */
+export const MAX_SOCKET_PATH = 107;
+
 const GO_404 = '404 page not found\n';
 const RS_404 = 'URL NOT FOUND';
 
@@ -65,6 +68,12 @@ export class SimShimServer {
 
   private async listen(): Promise<void> {
     const path = this.sandbox.shimSocketPath;
+    if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+      // Linux sun_path is 108 bytes incl. NUL; longer paths would be silently truncated by bind().
+      throw new Error(
+        `shim socket path too long (${Buffer.byteLength(path)} > ${MAX_SOCKET_PATH} bytes): ${path}`,
+      );
+    }
     try {
       fs.unlinkSync(path);
     } catch {
