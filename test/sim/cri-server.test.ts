@@ -1,7 +1,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { SimCriServer, loadRuntimeService, type CriApiVersion, type CriServerOptions } from '../../src/sim/cri-server';
+import {
+  SimCriServer,
+  loadRuntimeService,
+  type CriApiVersion,
+  type CriServerOptions,
+} from '../../src/sim/cri-server';
 import { rmrf, tmpDir, waitFor } from '../helpers/util';
 
 type Client = grpc.Client &
