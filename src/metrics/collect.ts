@@ -243,10 +243,16 @@ export class Collector {
         outcomePromises.set(sb.id, new Promise<ShimOutcome>(resolve => settle.set(sb.id, resolve)));
       }
       const scrapes = sbs.map(sb =>
-        this.scrapeSandbox(sb, deadline, ac.signal).then(r => {
-          settle.get(sb.id)?.(r.outcome);
-          return r;
-        }),
+        this.scrapeSandbox(sb, deadline, ac.signal)
+          .catch((err: unknown): ShimResult => {
+            // A bug in our own processing of one body must not fail the whole collection.
+            this.logger.error('unexpected error while scraping a sandbox', { sandbox_id: sb.id, err });
+            return { sb, outcome: failure('parse', getErrorMessage(err), 0) };
+          })
+          .then(r => {
+            settle.get(sb.id)?.(r.outcome);
+            return r;
+          }),
       );
       const ctx: CollectContext = {
         sandboxes: sbs,
