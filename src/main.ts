@@ -20,6 +20,37 @@ import { Lifecycle } from './lifecycle';
 import { createLogger, type Logger } from './log';
 import { createSelfMetrics, type SelfMetrics } from './metrics/self-metrics';
 import { buildInfo, versionText } from './version';
+import { createAgentCollector } from './agent/agent-collector';
+import { createHostCollector } from './host/host-collector';
+
+/** The agent and host collectors the flags ask for; each is closed on shutdown. */
+function defaultExtraSources(config: Config, logger: Logger, lifecycle: Lifecycle): ExtraSource[] {
+  const sources: ExtraSource[] = [];
+  let agent: ReturnType<typeof createAgentCollector> | undefined;
+  if (config.agentMetrics !== 'never' || config.collectContainerStats) {
+    agent = createAgentCollector({
+      logger: logger.child({ component: 'agent' }),
+      agentMetrics: config.agentMetrics,
+      collectContainerStats: config.collectContainerStats,
+      shimMaxBytes: 4096,
+    });
+    const a = agent;
+    lifecycle.add('agent-collector', () => a.close());
+    sources.push(agent);
+  }
+  if (config.collectHost) {
+    const host = createHostCollector({
+      logger: logger.child({ component: 'host' }),
+      procfs: config.procfsPath,
+      sysfs: config.sysfsPath,
+      runDir: config.runPath,
+      ...(agent ? { guestUsage: agent.guestUsage } : {}),
+    });
+    lifecycle.add('host-collector', () => host.close());
+    sources.push(host);
+  }
+  return sources;
+}
 
 export interface DaemonOverrides {
   logger?: Logger;
@@ -148,7 +179,7 @@ export async function startDaemon(config: Config, overrides: DaemonOverrides = {
       self,
       listSandboxes: () => store.list(),
       config,
-      ...(overrides.extraSources ? { extraSources: overrides.extraSources } : {}),
+      extraSources: overrides.extraSources ?? defaultExtraSources(config, logger, lifecycle),
     });
   const app = createApp({
     logger,

@@ -190,7 +190,16 @@ export async function containerDirs(dir: string): Promise<string[]> {
 
 class Cancelled extends Error {}
 
-export function createAgentCollector(opts: AgentCollectorOptions): ExtraSource & { close(): Promise<void> } {
+export interface AgentCollector extends ExtraSource {
+  /**
+   * Guest containers' summed CPU seconds and memory for a sandbox, from the most recent collection in which
+   * the agent answered StatsContainer for every container (the host collector's overhead formula uses it).
+   */
+  guestUsage(sandboxId: string): { cpuSeconds: number; memoryBytes: number } | undefined;
+  close(): Promise<void>;
+}
+
+export function createAgentCollector(opts: AgentCollectorOptions): AgentCollector {
   const log = opts.logger.child({ component: 'agent-collector' });
   const mode = opts.agentMetrics ?? 'fallback';
   const collectStats = opts.collectContainerStats ?? true;
@@ -273,13 +282,14 @@ export function createAgentCollector(opts: AgentCollectorOptions): ExtraSource &
     chunk?: ExpositionChunk;
     up?: number;
     details?: GuestDetailsResponse;
+    /** StatsContainer answers in container order; rendered after every sandbox finished, in sandbox order. */
+    stats?: Array<[string, StatsContainerResponse]>;
   }
 
-  async function collectOne(
-    sb: SandboxInfo,
-    ctx: CollectContext,
-    stats: TextBuilder,
-  ): Promise<SandboxResult> {
+  /** Sum of the guest containers' CPU seconds and memory from the last collection that reached the agent. */
+  const guestUsageBySandbox = new Map<string, { cpuSeconds: number; memoryBytes: number }>();
+
+  async function collectOne(sb: SandboxInfo, ctx: CollectContext): Promise<SandboxResult> {
     const st = stateOf(sb.id);
     const result: SandboxResult = {};
     const callOpts = { deadline: ctx.deadline, signal: ctx.signal };
@@ -353,10 +363,20 @@ export function createAgentCollector(opts: AgentCollectorOptions): ExtraSource &
 
     if (collectStats) {
       const ids = await containersOf(sb);
+      const got: Array<[string, StatsContainerResponse]> = [];
+      let cpuSeconds = 0;
+      let memoryBytes = 0;
       for (const id of ids) {
         const s = await attempt('StatsContainer', client, () => client.statsContainer(id, callOpts));
-        if (s) renderContainerStats(stats, sb, id, s);
+        if (!s) continue;
+        got.push([id, s]);
+        cpuSeconds += (s.cgroup_stats?.cpu_stats?.cpu_usage?.total_usage ?? 0) / 1e9;
+        memoryBytes += s.cgroup_stats?.memory_stats?.usage?.usage ?? 0;
       }
+      result.stats = got;
+      if (got.length > 0 && got.length === ids.length)
+        guestUsageBySandbox.set(sb.id, { cpuSeconds, memoryBytes });
+      else guestUsageBySandbox.delete(sb.id);
     }
 
     if (mode !== 'never') {
@@ -381,15 +401,16 @@ export function createAgentCollector(opts: AgentCollectorOptions): ExtraSource &
 
   return {
     name: 'agent',
+    guestUsage: (id: string) => guestUsageBySandbox.get(id),
     async collect(ctx: CollectContext): Promise<ExpositionChunk[]> {
       if (closed) return [];
       const present = new Set(ctx.sandboxes.map(s => s.id));
       for (const [id, s] of states) if (!present.has(id)) dropState(id, s);
 
-      const stats = new TextBuilder();
+      for (const id of guestUsageBySandbox.keys()) if (!present.has(id)) guestUsageBySandbox.delete(id);
       const results = await Promise.all(
         ctx.sandboxes.map(sb =>
-          collectOne(sb, ctx, stats).catch(err => {
+          collectOne(sb, ctx).catch(err => {
             log.warn('agent collection failed', { sandbox_id: sb.id, err: getErrorMessage(err) });
             return {} as SandboxResult;
           }),
@@ -428,6 +449,10 @@ export function createAgentCollector(opts: AgentCollectorOptions): ExtraSource &
         }
       });
 
+      const stats = new TextBuilder();
+      ctx.sandboxes.forEach((sb, i) => {
+        for (const [id, s] of results[i]!.stats ?? []) renderContainerStats(stats, sb, id, s);
+      });
       const chunks: ExpositionChunk[] = [];
       for (const r of results) if (r.chunk) chunks.push(r.chunk);
       const text = agent.toString() + stats.toString();
