@@ -100,6 +100,7 @@ function get(opts: http.RequestOptions, keep = false): Promise<Fetched> {
       res.on('error', reject);
     });
     req.on('error', reject);
+    if (opts.timeout) req.on('timeout', () => req.destroy(new Error('timeout')));
     req.end();
   });
 }
@@ -342,7 +343,9 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const sc of scenarios) {
     process.stderr.write(`bench: ${sc.name}, ${sc.sandboxes} sandboxes, ${sc.scrapes} scrapes each way...\n`);
-    rows.push(await runScenario(sc));
+    const row = await runScenario(sc);
+    rows.push(row);
+    process.stderr.write(table([row]));
   }
   const cpus = os.cpus();
   const md =
