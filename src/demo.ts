@@ -12,6 +12,7 @@ import { getErrorMessage } from './errors';
 import { createLogger } from './log';
 import { startDaemon, type Daemon } from './main';
 import { SimNode } from './sim/node';
+import { defaultSimHooks, simSysfs } from './sim/default-hooks';
 
 async function demo(argv: string[]): Promise<void> {
   // Short: `<dir>/vc/sbs/<64 hex>/shim-monitor.sock` must stay under the 108-byte unix socket limit.
@@ -30,12 +31,14 @@ async function demo(argv: string[]): Promise<void> {
       rs: 4,
       seed: 42,
       faults: [{ target: { index: 0 }, shim: { kind: 'hang' } }],
+      hooks: defaultSimHooks({ dir }),
     });
     const config = parseArgs([
       '--listen-address=127.0.0.1:8090',
       `--sandbox-roots=${path.join(dir, 'vc', 'sbs')},${path.join(dir, 'kata')}`,
       `--runtime-endpoint=unix://${path.join(dir, 'cri.sock')}`,
       `--path.run=${dir}`,
+      `--path.sysfs=${simSysfs(dir)}`,
       '--log-level=warn',
       ...argv,
     ]);

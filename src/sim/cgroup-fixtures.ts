@@ -20,9 +20,13 @@ export interface CgroupUsage {
   inactiveFileBytes?: number;
 }
 
+let tmpSeq = 0;
+
 async function writeAtomic(file: string, text: string): Promise<void> {
   await fsp.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
+  // Unique per write: concurrent writers of the same file (many sandboxes laying out one root) must not
+  // rename each other's temporary file away.
+  const tmp = `${file}.${process.pid}.${++tmpSeq}.tmp`;
   await fsp.writeFile(tmp, text);
   await fsp.rename(tmp, file);
 }

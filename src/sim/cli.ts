@@ -10,9 +10,11 @@ import { KataMonitorError, getErrorMessage } from '../errors';
 import { parseFaultSpec } from './faults';
 import { SimNode, type SimNodeOptions } from './node';
 import type { SimHooks } from './types';
+import { defaultSimHooks, simSysfs, type DefaultHooksOptions } from './default-hooks';
 
 export const USAGE = `usage: kata-sim --dir DIR [--sandboxes N] [--rs M] [--churn-every SEC] [--faults SPEC] [--seed S]
-                [--cri-lag MS] [--cri-api v1,v1alpha2] [--unknown-to-cri I,J] [--help]
+                [--cri-lag MS] [--cri-api v1,v1alpha2] [--unknown-to-cri I,J]
+                [--processes light|node|none] [--no-agents] [--help]
   --dir DIR          node directory standing for /run (sandboxes under DIR/vc/sbs and DIR/kata, CRI at DIR/cri.sock)
   --sandboxes N      Go-runtime sandboxes (default 3)
   --rs M             runtime-rs sandboxes (default 0)
@@ -21,7 +23,10 @@ export const USAGE = `usage: kata-sim --dir DIR [--sandboxes N] [--rs M] [--chur
   --seed S           seed for ids, pods and metric values (default 1)
   --cri-lag MS       CRI reports a sandbox only MS after it was created
   --cri-api LIST     CRI API versions served (default v1,v1alpha2)
-  --unknown-to-cri L sandbox indexes CRI does not report`;
+  --unknown-to-cri L sandbox indexes CRI does not report
+  --processes KIND   stand-in hypervisor/virtiofsd processes: light (default, /bin/sh), node (can burn CPU
+                     and hold memory), none; their pod cgroups are mirrored under DIR/sys (cgroup v2)
+  --no-agents        no simulated Kata agents on the sandboxes' vsock sockets`;
 
 function intFlag(name: string, v: string | undefined, min: number): number | undefined {
   if (v === undefined) return undefined;
@@ -32,7 +37,9 @@ function intFlag(name: string, v: string | undefined, min: number): number | und
 }
 
 /** argv → node options (pure; throws CONFIG_INVALID). Returns `help: true` for --help. */
-export function parseSimArgs(argv: string[]): { help: true } | { help: false; options: SimNodeOptions } {
+export function parseSimArgs(
+  argv: string[],
+): { help: true } | { help: false; options: SimNodeOptions; hooks: DefaultHooksOptions } {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -49,6 +56,8 @@ export function parseSimArgs(argv: string[]): { help: true } | { help: false; op
         'cri-lag': { type: 'string' },
         'cri-api': { type: 'string' },
         'unknown-to-cri': { type: 'string' },
+        processes: { type: 'string' },
+        'no-agents': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -74,8 +83,16 @@ export function parseSimArgs(argv: string[]): { help: true } | { help: false; op
     ?.split(',')
     .filter(s => s !== '')
     .map(s => intFlag('unknown-to-cri', s, 0)!);
+  const processes = str('processes') ?? 'light';
+  if (processes !== 'light' && processes !== 'node' && processes !== 'none') {
+    throw new KataMonitorError(
+      'CONFIG_INVALID',
+      `--processes must be light, node or none, got "${processes}"`,
+    );
+  }
   return {
     help: false,
+    hooks: { dir, agents: values['no-agents'] !== true, processes },
     options: {
       dir,
       sandboxes: intFlag('sandboxes', str('sandboxes'), 0) ?? 3,
@@ -94,7 +111,7 @@ export function parseSimArgs(argv: string[]): { help: true } | { help: false; op
 export async function startSimFromArgs(argv: string[], extra: { hooks?: SimHooks } = {}): Promise<SimNode> {
   const parsed = parseSimArgs(argv);
   if (parsed.help) throw new KataMonitorError('CONFIG_INVALID', 'startSimFromArgs: --help is not a node');
-  return SimNode.start({ ...parsed.options, ...extra });
+  return SimNode.start({ ...parsed.options, hooks: extra.hooks ?? defaultSimHooks(parsed.hooks) });
 }
 
 /** The `kata-sim` entry point (bin/kata-sim). */
@@ -129,7 +146,7 @@ export function run(argv: string[], extra: { hooks?: SimHooks } = {}): void {
   process.on('SIGTERM', shutdown);
   SimNode.start({
     ...options,
-    ...extra,
+    hooks: extra.hooks ?? defaultSimHooks(parsed.hooks),
     onError: (err, what) => process.stderr.write(`kata-sim: ${what}: ${getErrorMessage(err)}\n`),
   }).then(
     n => {
@@ -139,7 +156,8 @@ export function run(argv: string[], extra: { hooks?: SimHooks } = {}): void {
         shutdown();
         return;
       }
-      process.stdout.write(JSON.stringify(n.summary()) + '\n');
+      const sysfs = parsed.hooks.processes === 'none' ? {} : { sysfs: simSysfs(options.dir) };
+      process.stdout.write(JSON.stringify({ ...n.summary(), ...sysfs }) + '\n');
     },
     err => {
       process.stderr.write(`kata-sim: ${getErrorMessage(err)}\n`);

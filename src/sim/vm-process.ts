@@ -111,6 +111,43 @@ export async function spawnStandIn(argv0: string, args: readonly string[]): Prom
   };
 }
 
+/**
+ * A light stand-in: `/bin/sh` blocked on reading a pipe from the simulator, with Kata-like arguments after the
+ * script (so /proc/<pid>/cmdline carries `sandbox-<id>` etc.). About 1 MB of memory instead of a Node process's
+ * 40 MB, so a simulated node of hundreds of sandboxes stays small; it cannot burn CPU or hold memory on
+ * request. It exits when the pipe closes, so a crashed simulator leaves no orphans.
+ */
+export async function spawnLightStandIn(argv0: string, args: readonly string[]): Promise<StandIn> {
+  const child = spawn('/bin/sh', ['-c', 'read _ ; exit 0', argv0, ...args], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', () => resolve());
+    child.once('error', reject);
+  });
+  let exited = false;
+  const exit = new Promise<void>(resolve => {
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    });
+  });
+  return {
+    pid: child.pid!,
+    child,
+    send: () => undefined,
+    sync: () => Promise.resolve(),
+    async stop() {
+      if (exited) return;
+      child.stdin?.end();
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+      await exit;
+      clearTimeout(timer);
+    },
+  };
+}
+
 /** Whether a hypervisor runs virtiofsd (QEMU and Cloud Hypervisor; Dragonball has it inline, Firecracker none). */
 function usesVirtiofsd(hypervisor: string): boolean {
   return hypervisor === 'qemu' || hypervisor === 'clh';
@@ -166,7 +203,17 @@ export function simShimPidFile(nodeDir: string, id: string): string {
   return path.join(nodeDir, 'containerd', 'io.containerd.runtime.v2.task', 'k8s.io', id, 'shim.pid');
 }
 
-export async function startVmProcesses(sb: SimSandbox, nodeDir: string): Promise<SimProcesses> {
+export interface VmProcessOptions {
+  /** `node` (default): controllable Node stand-ins; `light`: /bin/sh stand-ins without burnCpu/holdMemory. */
+  kind?: 'node' | 'light';
+}
+
+export async function startVmProcesses(
+  sb: SimSandbox,
+  nodeDir: string,
+  opts: VmProcessOptions = {},
+): Promise<SimProcesses> {
+  const spawnOne = opts.kind === 'light' ? spawnLightStandIn : spawnStandIn;
   const started: StandIn[] = [];
   const written: string[] = [];
   const stopAll = async (): Promise<void> => {
@@ -178,13 +225,13 @@ export async function startVmProcesses(sb: SimSandbox, nodeDir: string): Promise
     let hypervisor: StandIn | undefined;
     if (!(sb.runtime === 'rs' && sb.hypervisor === 'dragonball')) {
       const [argv0, args] = hypervisorArgv(sb, nodeDir);
-      hypervisor = await spawnStandIn(argv0, args);
+      hypervisor = await spawnOne(argv0, args);
       started.push(hypervisor);
     }
     let virtiofsd: StandIn | undefined;
     if (usesVirtiofsd(sb.hypervisor)) {
       const [argv0, args] = virtiofsdArgv(sb, nodeDir);
-      virtiofsd = await spawnStandIn(argv0, args);
+      virtiofsd = await spawnOne(argv0, args);
       started.push(virtiofsd);
     }
     if (hypervisor && sb.runtime === 'go' && sb.hypervisor === 'qemu') {
@@ -213,7 +260,7 @@ export async function startVmProcesses(sb: SimSandbox, nodeDir: string): Promise
       procs.sandboxCgroupPath = `/kubepods/besteffort/pod${sb.pod.uid}/${sb.id}`;
       procs.overheadCgroupPath = `/kata_overhead/${sb.id}`;
     }
-    if (hypervisor) {
+    if (hypervisor && opts.kind !== 'light') {
       const hv = hypervisor;
       procs.burnCpu = ms => hv.send({ burnMsPerSecond: ms });
       procs.holdMemory = bytes => hv.send({ holdBytes: bytes });
@@ -226,4 +273,5 @@ export async function startVmProcesses(sb: SimSandbox, nodeDir: string): Promise
 }
 
 /** Type check: usable as `SimHooks.startProcesses`. */
-export const startProcessesHook: NonNullable<SimHooks['startProcesses']> = startVmProcesses;
+export const startProcessesHook: NonNullable<SimHooks['startProcesses']> = (sb, nodeDir) =>
+  startVmProcesses(sb, nodeDir);

@@ -46,6 +46,10 @@ describe('parseSimArgs', () => {
         churnEverySec: 5,
         faults: [{ target: { index: 0 }, shim: { kind: 'hang' } }],
       }),
+      hooks: { dir: '/d', agents: true, processes: 'light' },
+    });
+    expect(parseSimArgs(['--dir', '/d', '--no-agents', '--processes', 'none'])).toMatchObject({
+      hooks: { agents: false, processes: 'none' },
     });
     expect(parseSimArgs(['--help'])).toEqual({ help: true });
   });
@@ -54,6 +58,7 @@ describe('parseSimArgs', () => {
     [['--dir', '/d', '--sandboxes', 'x']],
     [['--dir', '/d', '--bogus']],
     [['--dir', '/d', '--faults', '1:nope']],
+    [['--dir', '/d', '--processes', 'heavy']],
   ])('rejects %j', argv => {
     expect(() => parseSimArgs(argv)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
   });
