@@ -76,6 +76,19 @@ export function readinessReason(s: RootStatus): string | undefined {
   }
 }
 
+/**
+ * Why the daemon is not ready, from the roots' states (pure). A node usually runs one Kata runtime, so a
+ * missing root is normal while another root is watched; it only counts when no root is watched at all
+ * (likely a missing hostPath mount). An unreadable or failed root always counts.
+ */
+export function readinessProblems(statuses: readonly RootStatus[]): string[] {
+  const anyWatched = statuses.some(s => s.state === 'watching');
+  return statuses
+    .filter(s => !(anyWatched && s.state === 'missing'))
+    .map(readinessReason)
+    .filter((r): r is string => r !== undefined);
+}
+
 export class SandboxWatcher {
   private readonly opts: Required<Omit<WatcherOptions, 'self'>> & { self?: SelfMetrics };
   private readonly watches: RootWatch[];
@@ -123,9 +136,7 @@ export class SandboxWatcher {
 
   /** Reasons the daemon is not ready (empty when every root is watched). */
   readinessProblems(): string[] {
-    return this.status()
-      .map(readinessReason)
-      .filter((r): r is string => r !== undefined);
+    return readinessProblems(this.status());
   }
 
   private async onTick(): Promise<void> {

@@ -262,9 +262,8 @@ describe('daemon variants', () => {
     rmrf(dir);
   });
 
-  it('is not ready while a root is missing, and uses a given metrics handler', async () => {
+  it('is not ready while no root exists, and uses a given metrics handler', async () => {
     const goRoot = path.join(dir, 'vc', 'sbs');
-    fs.mkdirSync(goRoot, { recursive: true });
     const config = parseArgs(['--listen-address=127.0.0.1:0', `--sandbox-roots=${goRoot},${dir}/kata`]);
     daemon = await startDaemon(config, {
       logger: silentLogger,
@@ -276,14 +275,14 @@ describe('daemon variants', () => {
     });
     const r = await get(daemon.url + '/readyz');
     expect(r.status).toBe(503);
-    expect(r.body).toBe(`not ready:\nsandbox_root_missing:${dir}/kata\n`);
+    expect(r.body).toBe(`not ready:\nsandbox_root_missing:${goRoot}\nsandbox_root_missing:${dir}/kata\n`);
     expect((await get(daemon.url + '/healthz')).status).toBe(200);
     expect((await get(daemon.url + '/metrics')).body).toBe('aggregated 0\n');
     expect(daemon.criEndpoint).toMatchObject({
       source: 'probe',
       endpoint: { display: 'unix:///run/k3s/containerd/containerd.sock' },
     });
-    fs.mkdirSync(path.join(dir, 'kata'));
+    fs.mkdirSync(goRoot, { recursive: true });
     await waitFor(async () => (await get(daemon!.url + '/readyz')).status === 200, 3000, 50, 'ready');
     makeGoSandbox(goRoot, hexId(1));
     await waitFor(async () => (await get(daemon!.url + '/sandboxes')).body === hexId(1) + '\n', 1000, 20);

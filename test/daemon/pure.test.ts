@@ -8,7 +8,7 @@ import {
 import { classifyEntry, isValidSandboxId } from '../../src/discovery/sandbox-id';
 import { parsePersistJson, parseStateJson } from '../../src/discovery/sandbox-state';
 import { SandboxStore, type StoreEvent } from '../../src/discovery/sandbox-store';
-import { readinessReason } from '../../src/discovery/sandbox-watcher';
+import { readinessProblems, readinessReason } from '../../src/discovery/sandbox-watcher';
 import { renderIndexHtml, renderIndexText, renderSandboxesHtml } from '../../src/http/app';
 import { MAX_PROFILE_SECONDS, planDebugRequest } from '../../src/http/debug-plan';
 import { httpStatusFor } from '../../src/http/error-status';
@@ -209,5 +209,17 @@ describe('negotiation, index, errors', () => {
       'sandbox_root_unreadable:/x',
     );
     expect(readinessReason({ path: '/x', runtime: 'go', state: 'watching' })).toBeUndefined();
+  });
+
+  it('counts a missing root against readiness only when no root is watched', () => {
+    const watching = { path: '/run/vc/sbs', runtime: 'go' as const, state: 'watching' as const };
+    const missing = { path: '/run/kata', runtime: 'rs' as const, state: 'missing' as const };
+    const unreadable = { path: '/x', runtime: 'go' as const, state: 'unreadable' as const };
+    expect(readinessProblems([watching, missing])).toEqual([]);
+    expect(readinessProblems([{ ...watching, state: 'missing' }, missing])).toEqual([
+      'sandbox_root_missing:/run/vc/sbs',
+      'sandbox_root_missing:/run/kata',
+    ]);
+    expect(readinessProblems([watching, unreadable])).toEqual(['sandbox_root_unreadable:/x']);
   });
 });
