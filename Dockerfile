@@ -19,6 +19,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY proto ./proto
 COPY bin ./bin
+COPY native ./native
 # `npm ci` installs the locked dependencies and runs `prepare` (= `npm run build`: tsc -> dist/).
 RUN npm ci --no-audit --no-fund
 # Keep only what the daemon needs at run time.
@@ -37,6 +38,9 @@ COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/bin ./bin
 COPY --from=build /src/proto ./proto
+# The optional AF_VSOCK addon (for vsock:// agents, i.e. QEMU); without a compiler in the build image its
+# build is skipped and those sandboxes are served by their shim only.
+COPY --from=build /src/native ./native
 
 # Root on purpose: the shim management sockets (/run/vc/sbs/<id>/shim-monitor.sock,
 # /run/kata/<id>/shim-monitor.sock), the hybrid-vsock agent sockets under /run/vc/vm and the

@@ -134,12 +134,13 @@ describe('Dockerfile', () => {
       'src',
       'proto',
       'bin',
+      'native',
     ]) {
       expect(copied).toContain(needed);
     }
   });
 
-  it('copies into the runtime stage only what the build stage has: package.json, production node_modules, dist, bin, proto', () => {
+  it('copies into the runtime stage only what the build stage has: package.json, production node_modules, dist, bin, proto, native', () => {
     const build = stages[0] as Stage;
     const workdir = build.instructions.filter(i => i.op === 'WORKDIR').pop()?.args as string;
     const inBuild = new Set(
@@ -161,7 +162,7 @@ describe('Dockerfile', () => {
         sources.push(path.posix.relative(workdir, s));
       }
     }
-    expect(sources.sort()).toEqual(['bin', 'dist', 'node_modules', 'package.json', 'proto']);
+    expect(sources.sort()).toEqual(['bin', 'dist', 'native', 'node_modules', 'package.json', 'proto']);
   });
 
   it('runs the daemon as root (with the reason), exposes 8090 and enters through bin/kata-monitor', () => {
