@@ -3,8 +3,20 @@
  * `agentExposition()` over ttrpc GetMetrics; the simulated shims embed the same families in their bodies, and
  * `guestContainerStats()` gives StatsContainer numbers consistent with them.
  */
-import { type Labels, type ScalarSeries, type SimFamily, Values, renderRegistry } from './metrics-model';
-import { NETDEV_ITEMS, netdevSeries, procFamilies } from './procfs-model';
+import {
+  type BodyTemplate,
+  type EncoderStyle,
+  type Fn,
+  type Labels,
+  type ScalarSeries,
+  type SimFamily,
+  type Val,
+  TICK,
+  Values,
+  at,
+  compileRegistry,
+} from './metrics-model';
+import { NETDEV_ITEMS, netdevSeries, netdevValues, procFamilies } from './procfs-model';
 import type { SimSandbox } from './types';
 
 /** The sandbox fields the metric generators read. */
@@ -160,29 +172,34 @@ function containerShare(v: Values, sb: MetricsSandbox, i: number): { cpu: number
   };
 }
 
+const CPU_RATES: Record<string, number> = {
+  user: 260,
+  system: 90,
+  idle: 600,
+  iowait: 6,
+  irq: 0,
+  softirq: 4,
+  steal: 3,
+};
+
 /** Cumulative guest CPU milliseconds per vCPU for `item`. */
-function cpuMs(v: Values, cpu: number, item: string): number {
-  const rates: Record<string, number> = {
-    user: 260,
-    system: 90,
-    idle: 600,
-    iowait: 6,
-    irq: 0,
-    softirq: 4,
-    steal: 3,
-  };
-  const r = rates[item];
+function cpuMs(v: Values, cpu: number, item: string): Val {
+  const r = CPU_RATES[item];
   if (r === undefined) return 0;
-  return v.counter(`cpu/${cpu}/${item}`, r * 600, r) * 10;
+  const c = v.counter(`cpu/${cpu}/${item}`, r * 600, r);
+  return t => c(t) * 10;
 }
 
+const kb = (n: number): number => Math.floor(n / 1024) * 1024;
+
+/** Guest memory (bytes, whole kB): anonymous memory moves, the rest is fixed for the sandbox's life. */
 interface GuestMemory {
   total: number;
-  free: number;
-  available: number;
+  free: Fn;
+  available: Fn;
   cached: number;
   buffers: number;
-  anon: number;
+  anon: Fn;
   slab: number;
 }
 
@@ -192,37 +209,61 @@ function guestMemory(v: Values): GuestMemory {
   const cached = v.fixed('mem/cached', total * 0.1, total * 0.2);
   const buffers = v.fixed('mem/buffers', 2e6, 9e6);
   const slab = v.fixed('mem/slab', 3e7, 6e7);
-  const free = total - anon - cached - buffers - slab;
-  const kb = (n: number): number => Math.floor(n / 1024) * 1024;
+  const free = (t: number): number => total - anon(t) - cached - buffers - slab;
   return {
     total: kb(total),
-    free: kb(free),
-    available: kb(free + cached * 0.9),
+    free: t => kb(free(t)),
+    available: t => kb(free(t) + cached * 0.9),
     cached: kb(cached),
     buffers: kb(buffers),
-    anon: kb(anon),
+    anon: t => kb(anon(t)),
     slab: kb(slab),
   };
 }
 
-function item(name: string, value: number): ScalarSeries {
+function item(name: string, value: Val): ScalarSeries {
   return { labels: [['item', name]], value };
 }
 
-/** The agent registry's families (names sorted by the renderer). */
-export function agentFamilies(sb: MetricsSandbox, tick: number): SimFamily[] {
-  const v = new Values(sb.seed ^ 0x5a5a5a5a, tick);
+/** Everything the agent's numbers derive from, built once per sandbox. */
+interface AgentModel {
+  v: Values;
+  families: SimFamily[];
+  cpu: Map<string, Val>; // `${cpu}/${item}`
+  mem: GuestMemory;
+  eth0: Record<string, Val>;
+  vdaReads: Fn;
+  vdaWrites: Fn;
+  templates: Map<string, BodyTemplate>;
+}
+
+const VMSTAT_COUNTERS = new Set([
+  'pgfault',
+  'pgalloc_normal',
+  'pgfree',
+  'numa_hit',
+  'numa_local',
+  'pgpgin',
+  'pgpgout',
+  'pgactivate',
+  'nr_dirtied',
+  'nr_written',
+]);
+
+function buildAgentModel(sb: MetricsSandbox): AgentModel {
+  const v = new Values(sb.seed ^ 0x5a5a5a5a);
   const fams: SimFamily[] = [];
 
   // kata_agent_*: the agent process itself
   const rss = v.gauge('agent/rss', 2.6e6, 3.4e6);
   const vm = v.fixed('agent/vm', 3.6e7, 4.4e7);
+  const agentTime = v.counter('agent/time', 30, 2);
   fams.push(
     {
       name: 'kata_agent_scrape_count',
       help: 'Metrics scrape count',
       type: 'counter',
-      series: [{ labels: [], value: tick }],
+      series: [{ labels: [], value: TICK }],
     },
     {
       name: 'kata_agent_threads',
@@ -234,7 +275,7 @@ export function agentFamilies(sb: MetricsSandbox, tick: number): SimFamily[] {
       name: 'kata_agent_total_time',
       help: 'Agent process total time',
       type: 'gauge',
-      series: [{ labels: [], value: v.counter('agent/time', 30, 2) / 100 }],
+      series: [{ labels: [], value: t => agentTime(t) / 100 }],
     },
     {
       name: 'kata_agent_total_vm',
@@ -246,12 +287,12 @@ export function agentFamilies(sb: MetricsSandbox, tick: number): SimFamily[] {
       name: 'kata_agent_total_rss',
       help: 'Agent process total RSS size',
       type: 'gauge',
-      series: [{ labels: [], value: Math.round(rss / 4096) * 4096 }],
+      series: [{ labels: [], value: t => Math.round(rss(t) / 4096) * 4096 }],
     },
     ...procFamilies(
       v,
       'agent',
-      { vszBytes: vm, rssBytes: rss, threads: 6, fds: 20, ticksPerTick: 2, ioPerTick: 4e4 },
+      { vszBytes: vm, rssBytes: 3e6, threads: 6, fds: 20, ticksPerTick: 2, ioPerTick: 4e4 },
       {
         procStat: { name: 'kata_agent_proc_stat', help: 'Agent process statistics.' },
         procStatus: { name: 'kata_agent_proc_status', help: 'Agent process status.' },
@@ -263,13 +304,14 @@ export function agentFamilies(sb: MetricsSandbox, tick: number): SimFamily[] {
 
   // kata_guest_*: the guest system
   const load1 = v.gauge('load1', 0.05, 0.9 * sb.vcpus, false);
+  const load5 = v.gauge('load5', 0.1, 0.6 * sb.vcpus, false);
   fams.push({
     name: 'kata_guest_load',
     help: 'Guest system load.',
     type: 'gauge',
     series: [
-      item('load1', Math.round(load1 * 100) / 100),
-      item('load5', Math.round(v.gauge('load5', 0.1, 0.6 * sb.vcpus, false) * 100) / 100),
+      item('load1', t => Math.round(load1(t) * 100) / 100),
+      item('load5', t => Math.round(load5(t) * 100) / 100),
       item('load15', Math.round(v.fixed('load15', 0.1, 0.5 * sb.vcpus, false) * 100) / 100),
     ],
   });
@@ -283,23 +325,14 @@ export function agentFamilies(sb: MetricsSandbox, tick: number): SimFamily[] {
     ],
   });
 
+  const cpu = new Map<string, Val>();
   const cpuSeries: ScalarSeries[] = [];
-  for (const it of [
-    'user',
-    'nice',
-    'system',
-    'idle',
-    'iowait',
-    'irq',
-    'softirq',
-    'steal',
-    'guest',
-    'guest_nice',
-  ]) {
-    let total = 0;
+  for (const it of CPU_TIME_ITEMS) {
+    const perCpu: Val[] = [];
     for (let c = 0; c < sb.vcpus; c++) {
       const ms = cpuMs(v, c, it);
-      total += ms;
+      cpu.set(`${c}/${it}`, ms);
+      perCpu.push(ms);
       cpuSeries.push({
         labels: [
           ['cpu', String(c)],
@@ -308,41 +341,51 @@ export function agentFamilies(sb: MetricsSandbox, tick: number): SimFamily[] {
         value: ms,
       });
     }
+    const fns = perCpu.filter((x): x is Fn => typeof x !== 'number');
+    const constant = perCpu.reduce<number>((acc, x) => acc + (typeof x === 'number' ? x : 0), 0);
     cpuSeries.push({
       labels: [
         ['cpu', 'total'],
         ['item', it],
       ],
-      value: total,
+      value:
+        fns.length === 0
+          ? constant
+          : t => {
+              let total = constant;
+              for (const f of fns) total += f(t);
+              return total;
+            },
     });
   }
   fams.push({ name: 'kata_guest_cpu_time', help: 'Guest CPU statistics.', type: 'gauge', series: cpuSeries });
 
   const mem = guestMemory(v);
-  const memVals: Record<string, number> = {
+  const dirty = v.gauge('mem/dirty', 0, 64);
+  const memVals: Record<string, Val> = {
     mem_total: mem.total,
     mem_free: mem.free,
     mem_available: mem.available,
     buffers: mem.buffers,
     cached: mem.cached,
-    active: Math.floor((mem.anon * 0.2 + mem.cached * 0.5) / 1024) * 1024,
-    inactive: Math.floor((mem.anon * 0.8 + mem.cached * 0.5) / 1024) * 1024,
-    active_anon: Math.floor((mem.anon * 0.2) / 1024) * 1024,
-    inactive_anon: Math.floor((mem.anon * 0.8) / 1024) * 1024,
-    active_file: Math.floor((mem.cached * 0.5) / 1024) * 1024,
-    inactive_file: Math.floor((mem.cached * 0.5) / 1024) * 1024,
-    dirty: v.gauge('mem/dirty', 0, 64) * 4096,
+    active: t => kb(mem.anon(t) * 0.2 + mem.cached * 0.5),
+    inactive: t => kb(mem.anon(t) * 0.8 + mem.cached * 0.5),
+    active_anon: t => kb(mem.anon(t) * 0.2),
+    inactive_anon: t => kb(mem.anon(t) * 0.8),
+    active_file: kb(mem.cached * 0.5),
+    inactive_file: kb(mem.cached * 0.5),
+    dirty: t => dirty(t) * 4096,
     anon_pages: mem.anon,
-    mapped: Math.floor((mem.cached * 0.3) / 1024) * 1024,
+    mapped: kb(mem.cached * 0.3),
     shmem: v.fixed('mem/shmem', 100, 2000) * 4096,
     slab: mem.slab,
-    s_reclaimable: Math.floor((mem.slab * 0.4) / 1024) * 1024,
-    s_unreclaim: Math.floor((mem.slab * 0.6) / 1024) * 1024,
-    k_reclaimable: Math.floor((mem.slab * 0.4) / 1024) * 1024,
+    s_reclaimable: kb(mem.slab * 0.4),
+    s_unreclaim: kb(mem.slab * 0.6),
+    k_reclaimable: kb(mem.slab * 0.4),
     kernel_stack: v.fixed('mem/kstack', 600, 1400) * 1024,
     page_tables: v.fixed('mem/pt', 1000, 4000) * 1024,
-    commit_limit: Math.floor(mem.total / 2 / 1024) * 1024,
-    committed_as: Math.floor((mem.anon * 1.6) / 1024) * 1024,
+    commit_limit: kb(mem.total / 2),
+    committed_as: t => kb(mem.anon(t) * 1.6),
     vmalloc_total: 34359738367 * 1024,
     vmalloc_used: v.fixed('mem/vmu', 5000, 12000) * 1024,
     hugepagesize: 2097152,
@@ -362,22 +405,17 @@ export function agentFamilies(sb: MetricsSandbox, tick: number): SimFamily[] {
     help: 'Guest virtual memory statistics.',
     type: 'gauge',
     series: VMSTAT_KEYS.map(k => {
-      if (k === 'nr_free_pages') return item(k, Math.floor(mem.free / 4096));
-      if (k === 'nr_anon_pages') return item(k, Math.floor(mem.anon / 4096));
+      if (k === 'nr_free_pages') return item(k, t => Math.floor(mem.free(t) / 4096));
+      if (k === 'nr_anon_pages') return item(k, t => Math.floor(mem.anon(t) / 4096));
       if (k === 'nr_file_pages') return item(k, Math.floor(mem.cached / 4096));
-      if (
-        /^(pgfault|pgalloc_normal|pgfree|numa_hit|numa_local|pgpgin|pgpgout|pgactivate|nr_dirtied|nr_written)$/.test(
-          k,
-        )
-      ) {
-        return item(k, v.counter(`vm/${k}`, 3e5, 900));
-      }
+      if (VMSTAT_COUNTERS.has(k)) return item(k, v.counter(`vm/${k}`, 3e5, 900));
       if (/^(nr_|workingset_nodes|pgreuse)/.test(k))
         return item(k, v.fixed(`vm/${k}`, 0, 20000) * (v.fixed(`vm/${k}/z`, 0, 3) > 0 ? 1 : 0));
       return item(k, v.fixed(`vm/${k}/z`, 0, 4) === 4 ? v.fixed(`vm/${k}`, 1, 900) : 0);
     }),
   });
 
+  const eth0 = netdevValues(v, 'gnet', 'eth0', 12000);
   const netSeries: ScalarSeries[] = [
     ...netdevSeries(v, 'gnet', 'lo', 300),
     ...netdevSeries(v, 'gnet', 'eth0', 12000),
@@ -390,23 +428,29 @@ export function agentFamilies(sb: MetricsSandbox, tick: number): SimFamily[] {
   });
 
   const diskSeries: ScalarSeries[] = [];
+  let vdaReads: Fn = () => 0;
+  let vdaWrites: Fn = () => 0;
   for (const d of GUEST_DISKS) {
     const reads = v.counter(`disk/${d.name}/r`, 4000, 3);
-    const writes = d.name === 'pmem0' ? 0 : v.counter(`disk/${d.name}/w`, 900, 4);
-    const vals: Record<string, number> = {
+    const writes: Fn = d.name === 'pmem0' ? () => 0 : v.counter(`disk/${d.name}/w`, 900, 4);
+    if (d.name === 'vda') {
+      vdaReads = reads;
+      vdaWrites = writes;
+    }
+    const vals: Record<string, Val> = {
       reads,
-      merged: Math.floor(reads / 7),
-      sectors_read: reads * 23,
-      time_reading: Math.floor(reads / 3),
-      writes,
-      writes_merged: Math.floor(writes / 3),
-      sectors_written: writes * 17,
-      time_writing: Math.floor(writes / 2),
+      merged: t => Math.floor(reads(t) / 7),
+      sectors_read: t => reads(t) * 23,
+      time_reading: t => Math.floor(reads(t) / 3),
+      writes: d.name === 'pmem0' ? 0 : writes,
+      writes_merged: d.name === 'pmem0' ? 0 : t => Math.floor(writes(t) / 3),
+      sectors_written: d.name === 'pmem0' ? 0 : t => writes(t) * 17,
+      time_writing: d.name === 'pmem0' ? 0 : t => Math.floor(writes(t) / 2),
       in_progress: 0,
-      time_in_progress: Math.floor((reads + writes) / 4),
-      weighted_time_in_progress: Math.floor((reads + writes) / 2),
-      flushes: Math.floor(writes / 20),
-      time_flushing: Math.floor(writes / 40),
+      time_in_progress: t => Math.floor((reads(t) + writes(t)) / 4),
+      weighted_time_in_progress: t => Math.floor((reads(t) + writes(t)) / 2),
+      flushes: d.name === 'pmem0' ? 0 : t => Math.floor(writes(t) / 20),
+      time_flushing: d.name === 'pmem0' ? 0 : t => Math.floor(writes(t) / 40),
     };
     for (const it of DISKSTAT_ITEMS)
       diskSeries.push({
@@ -437,8 +481,8 @@ export function agentFamilies(sb: MetricsSandbox, tick: number): SimFamily[] {
     const used = v.gauge(`fs/${i}/used`, 1e8, 6e8);
     fsBytes.push(
       { labels: labels('total'), value: total },
-      { labels: labels('used'), value: Math.floor(used / 4096) * 4096 },
-      { labels: labels('available'), value: total - Math.floor(used / 4096) * 4096 },
+      { labels: labels('used'), value: t => Math.floor(used(t) / 4096) * 4096 },
+      { labels: labels('available'), value: t => total - Math.floor(used(t) / 4096) * 4096 },
     );
     const inodes = 524288;
     const iused = v.fixed(`fs/${i}/iused`, 2000, 40000);
@@ -462,7 +506,44 @@ export function agentFamilies(sb: MetricsSandbox, tick: number): SimFamily[] {
       series: fsInodes,
     },
   );
-  return fams;
+  return { v, families: fams, cpu, mem, eth0, vdaReads, vdaWrites, templates: new Map() };
+}
+
+const models = new WeakMap<MetricsSandbox, AgentModel>();
+
+/** The agent model of a sandbox, built on first use (a sandbox's id, seed, vCPUs and containers never change). */
+function agentModel(sb: MetricsSandbox): AgentModel {
+  let m = models.get(sb);
+  if (!m) {
+    m = buildAgentModel(sb);
+    models.set(sb, m);
+  }
+  return m;
+}
+
+/** The agent registry's families (values as functions of the tick; names sorted by the renderer). */
+export function agentFamilies(sb: MetricsSandbox): SimFamily[] {
+  return agentModel(sb).families;
+}
+
+/**
+ * The agent registry compiled for one encoder style, with `transform` applied to its families first
+ * (`variant` names the transform: templates are cached per sandbox, style and variant).
+ */
+export function agentTemplate(
+  sb: MetricsSandbox,
+  style: EncoderStyle,
+  variant = '',
+  transform?: (fams: SimFamily[]) => SimFamily[],
+): BodyTemplate {
+  const m = agentModel(sb);
+  const key = `${style}|${variant}`;
+  let tpl = m.templates.get(key);
+  if (!tpl) {
+    tpl = compileRegistry(transform ? transform(m.families) : m.families, style);
+    m.templates.set(key, tpl);
+  }
+  return tpl;
 }
 
 /**
@@ -470,7 +551,7 @@ export function agentFamilies(sb: MetricsSandbox, tick: number): SimFamily[] {
  * `tick` selects the values (counters grow with it).
  */
 export function agentExposition(sb: MetricsSandbox, tick: number): string {
-  return renderRegistry(agentFamilies(sb, tick), 'rust');
+  return agentTemplate(sb, 'rust').render(tick);
 }
 
 export interface GuestContainerStats {
@@ -510,25 +591,22 @@ export function guestContainerStats(
 ): GuestContainerStats | undefined {
   const idx = sb.containers.indexOf(containerId);
   if (idx < 0) return undefined;
-  const v = new Values(sb.seed ^ 0x5a5a5a5a, tick);
-  const share = containerShare(v, sb, idx);
+  const m = agentModel(sb);
+  const share = containerShare(m.v, sb, idx);
   const percpuNs: number[] = [];
   let user = 0;
   let sys = 0;
   for (let c = 0; c < sb.vcpus; c++) {
-    const u = cpuMs(v, c, 'user') * share.cpu * 1e6;
-    const s = cpuMs(v, c, 'system') * share.cpu * 1e6;
+    const u = at(m.cpu.get(`${c}/user`) ?? 0, tick) * share.cpu * 1e6;
+    const s = at(m.cpu.get(`${c}/system`) ?? 0, tick) * share.cpu * 1e6;
     percpuNs.push(Math.floor(u + s));
     user += u;
     sys += s;
   }
-  const mem = guestMemory(v);
-  const usage = Math.floor((mem.anon * share.mem) / 4096) * 4096;
-  const eth0 = netdevSeries(v, 'gnet', 'eth0', 12000);
-  const nd = (it: (typeof NETDEV_ITEMS)[number]): number =>
-    eth0.find(s => s.labels[1]?.[1] === it)?.value ?? 0;
-  const readBytes = Math.floor(v.counter('disk/vda/r', 4000, 3) * 23 * 512 * share.cpu);
-  const writeBytes = Math.floor(v.counter('disk/vda/w', 900, 4) * 17 * 512 * share.cpu);
+  const usage = Math.floor((m.mem.anon(tick) * share.mem) / 4096) * 4096;
+  const nd = (it: (typeof NETDEV_ITEMS)[number]): number => at(m.eth0[it] ?? 0, tick);
+  const readBytes = Math.floor(m.vdaReads(tick) * 23 * 512 * share.cpu);
+  const writeBytes = Math.floor(m.vdaWrites(tick) * 17 * 512 * share.cpu);
   return {
     cpuUsageNs: Math.floor(user + sys),
     cpuUserNs: Math.floor(user),
@@ -537,8 +615,8 @@ export function guestContainerStats(
     memoryUsageBytes: usage,
     memoryMaxUsageBytes: Math.floor((usage * 1.2) / 4096) * 4096,
     memoryLimitBytes: idx === 0 ? 2 ** 63 - 4096 : 512 * 1024 * 1024,
-    memoryCacheBytes: Math.floor((mem.cached * share.mem) / 4096) * 4096,
-    pids: idx === 0 ? 1 : 1 + v.fixed(`pids/${idx}`, 0, 6),
+    memoryCacheBytes: Math.floor((m.mem.cached * share.mem) / 4096) * 4096,
+    pids: idx === 0 ? 1 : 1 + m.v.fixed(`pids/${idx}`, 0, 6),
     pidsLimit: 0,
     blkio: [
       { op: 'Read', major: 254, minor: 0, value: readBytes },

@@ -4,16 +4,19 @@
  * then the agent's families decoded and re-encoded by Go (sorted), as `shim_management.go` does.
  * Shim faults that change the body (garbage, conflict, prelabelled, huge) are applied here.
  */
-import { type MetricsSandbox, agentFamilies } from './metrics-agent';
+import { type MetricsSandbox, agentTemplate } from './metrics-agent';
 import {
+  BodyTemplate,
+  type Fn,
   type HistogramSeries,
   type Labels,
   type ScalarSeries,
   type SimFamily,
+  type Val,
   Values,
+  cachedTemplate,
+  compileRegistry,
   latencyHistogram,
-  renderFamily,
-  renderRegistry,
 } from './metrics-model';
 import { netdevSeries, procFamilies } from './procfs-model';
 import type { ShimFault } from './types';
@@ -55,10 +58,10 @@ const AGENT_ACTIONS: ReadonlyArray<[string, number, number, number]> = [
   ['grpc.WaitProcessRequest', 2, 0, 1],
 ];
 
-function gauge(name: string, help: string, value: number, labels: Labels = []): SimFamily {
+function gauge(name: string, help: string, value: Val, labels: Labels = []): SimFamily {
   return { name, help, type: 'gauge', series: [{ labels, value }] };
 }
-function counter(name: string, help: string, value: number): SimFamily {
+function counter(name: string, help: string, value: Val): SimFamily {
   return { name, help, type: 'counter', series: [{ labels: [], value }] };
 }
 
@@ -76,9 +79,10 @@ export function goRuntimeFamilies(v: Values, startTime: number, goVersion = 'go1
     v.fixed('go/p4', 5e-4, 2e-3, false),
   ].map(x => Number(x.toPrecision(6)));
   const mallocs = v.counter('go/mallocs', 2e5, 900);
-  const frees = mallocs - v.gauge('go/objs', 18000, 30000);
-  const objs = mallocs - frees;
+  const objs = v.gauge('go/objs', 18000, 30000);
+  const frees: Fn = t => mallocs(t) - objs(t);
   const rss = v.gauge('proc/rss', 3.8e7, 4.6e7);
+  const procCpu = v.counter('proc/cpu', 40, 1);
   return [
     {
       name: 'go_gc_duration_seconds',
@@ -94,7 +98,7 @@ export function goRuntimeFamilies(v: Values, startTime: number, goVersion = 'go1
             [0.75, pauseQ[3] ?? 0],
             [1, pauseQ[4] ?? 0],
           ],
-          sum: Number((gcs * (pauseQ[2] ?? 0)).toPrecision(9)),
+          sum: t => Number((gcs(t) * (pauseQ[2] ?? 0)).toPrecision(9)),
           count: gcs,
         },
       ],
@@ -120,7 +124,7 @@ export function goRuntimeFamilies(v: Values, startTime: number, goVersion = 'go1
       name: 'go_memstats_alloc_bytes_total',
       help: 'Total number of bytes allocated in heap until now, even if released already. Equals to /gc/heap/allocs:bytes.',
       type: 'counter',
-      series: [{ labels: [], value: mallocs * 96 }],
+      series: [{ labels: [], value: t => mallocs(t) * 96 }],
     },
     gauge(
       'go_memstats_buck_hash_sys_bytes',
@@ -146,12 +150,12 @@ export function goRuntimeFamilies(v: Values, startTime: number, goVersion = 'go1
     gauge(
       'go_memstats_heap_idle_bytes',
       'Number of heap bytes waiting to be used. Equals to /memory/classes/heap/released:bytes + /memory/classes/heap/free:bytes.',
-      heapSys - heap - 8192 * 40,
+      t => heapSys - heap(t) - 8192 * 40,
     ),
     gauge(
       'go_memstats_heap_inuse_bytes',
       'Number of heap bytes that are in use. Equals to /memory/classes/heap/objects:bytes + /memory/classes/heap/unused:bytes',
-      heap + 8192 * 40,
+      t => heap(t) + 8192 * 40,
     ),
     gauge(
       'go_memstats_heap_objects',
@@ -168,10 +172,8 @@ export function goRuntimeFamilies(v: Values, startTime: number, goVersion = 'go1
       'Number of heap bytes obtained from system. Equals to /memory/classes/heap/objects:bytes + /memory/classes/heap/unused:bytes + /memory/classes/heap/released:bytes + /memory/classes/heap/free:bytes.',
       heapSys,
     ),
-    gauge(
-      'go_memstats_last_gc_time_seconds',
-      'Number of seconds since 1970 of last garbage collection.',
-      Number((startTime + v.tick * 2.5 + 0.123456789).toFixed(9)),
+    gauge('go_memstats_last_gc_time_seconds', 'Number of seconds since 1970 of last garbage collection.', t =>
+      Number((startTime + t * 2.5 + 0.123456789).toFixed(9)),
     ),
     {
       name: 'go_memstats_mallocs_total',
@@ -233,7 +235,7 @@ export function goRuntimeFamilies(v: Values, startTime: number, goVersion = 'go1
     counter(
       'process_cpu_seconds_total',
       'Total user and system CPU time spent in seconds.',
-      v.counter('proc/cpu', 40, 1) / 100,
+      t => procCpu(t) / 100,
     ),
     gauge('process_max_fds', 'Maximum number of open file descriptors.', 1048576),
     counter(
@@ -247,7 +249,11 @@ export function goRuntimeFamilies(v: Values, startTime: number, goVersion = 'go1
       v.counter('proc/tx', 6e4, 500),
     ),
     gauge('process_open_fds', 'Number of open file descriptors.', v.gauge('proc/fds', 34, 40)),
-    gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', Math.round(rss / 4096) * 4096),
+    gauge(
+      'process_resident_memory_bytes',
+      'Resident memory size in bytes.',
+      t => Math.round(rss(t) / 4096) * 4096,
+    ),
     gauge('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', startTime),
     gauge(
       'process_virtual_memory_bytes',
@@ -341,7 +347,7 @@ function firecrackerFamilies(v: Values): SimFamily[] {
     help,
     type: 'gauge' as const,
     series: itemList.split(' ').map(it => {
-      let value = 0;
+      let value: Val = 0;
       if (/(_count|_bytes|bytes_count|packets_count)$/.test(it) && !/fails|missed|error/.test(it)) {
         value = v.gauge(
           `fc/${fam}/${it}`,
@@ -363,22 +369,18 @@ function histogramFamily(
   defaultMs: number,
 ): SimFamily {
   const series: HistogramSeries[] = actions.map(([action, base, perTick, ms]) => {
-    const count = base + Math.floor(perTick * v.tick);
+    const count: Fn = t => base + Math.floor(perTick * t);
     return latencyHistogram(v, `${name}/${action}`, [['action', action]], count, ms ?? defaultMs);
   });
-  return {
-    name,
-    help: 'RPC latency distributions.',
-    type: 'histogram',
-    series: series.filter(s => s.count > 0),
-  };
+  return { name, help: 'RPC latency distributions.', type: 'histogram', series };
 }
 
 /** The shim's own registry families (before the agent part). */
-export function goShimFamilies(sb: BodySandbox, tick: number): SimFamily[] {
-  const v = new Values(sb.seed, tick);
+export function goShimFamilies(sb: BodySandbox): SimFamily[] {
+  const v = new Values(sb.seed);
   const startTime = 1.76e9 + Math.floor(v.fixed('start', 0, 5e6));
   const fams: SimFamily[] = [...goRuntimeFamilies(v, startTime)];
+  const overheadCpu = v.gauge('overhead/cpu', 0.2, 3.5, false);
 
   fams.push(
     histogramFamily(
@@ -390,10 +392,8 @@ export function goShimFamilies(sb: BodySandbox, tick: number): SimFamily[] {
   );
   fams.push(histogramFamily(v, 'kata_shim_agent_rpc_durations_histogram_milliseconds', AGENT_ACTIONS, 2));
   fams.push(
-    gauge(
-      'kata_shim_pod_overhead_cpu',
-      'Kata Pod overhead for CPU resources(percent).',
-      Number(v.gauge('overhead/cpu', 0.2, 3.5, false).toFixed(6)),
+    gauge('kata_shim_pod_overhead_cpu', 'Kata Pod overhead for CPU resources(percent).', t =>
+      Number(overheadCpu(t).toFixed(6)),
     ),
     gauge(
       'kata_shim_pod_overhead_memory_in_bytes',
@@ -537,17 +537,38 @@ export function insertBeforeFamily(text: string, before: string, extra: string):
   return text.slice(0, pos) + extra + text.slice(pos);
 }
 
+/** The body-changing faults that act on families (compiled into the template) rather than on the text. */
+export function familyFaultVariant(sb: BodySandbox): string {
+  const fault = sb.shimFault?.kind;
+  return fault === 'conflict' || fault === 'prelabelled' ? fault : '';
+}
+
+/**
+ * The compiled Go shim body of a sandbox for its current faults (cached per sandbox object, hypervisor, family
+ * fault and agent fault presence; a sandbox's id, seed, vCPUs and containers are taken as fixed).
+ */
+export function goShimTemplate(sb: BodySandbox): BodyTemplate {
+  const variant = familyFaultVariant(sb);
+  const withAgent = !sb.agentFault;
+  return cachedTemplate(sb, `go|${sb.hypervisor}|${variant}|${withAgent ? 'agent' : ''}`, () => {
+    const shim = cachedTemplate(sb, `go-shim|${sb.hypervisor}`, () =>
+      compileRegistry(goShimFamilies(sb), 'go'),
+    );
+    if (!withAgent) return shim;
+    const agent = agentTemplate(sb, 'go', variant, fams => applyFamilyFaults(fams, sb));
+    return BodyTemplate.concat([shim, agent]);
+  });
+}
+
 /**
  * The full Go shim `/metrics` body at `tick`. Without agent (an agent fault set) the body holds only the shim's
  * families, as the real shim does when GetMetrics fails.
  */
 export function goShimBody(sb: BodySandbox, tick: number): string {
-  const shimText = renderRegistry(goShimFamilies(sb, tick), 'go');
-  const agentText = sb.agentFault ? '' : renderRegistry(applyFamilyFaults(agentFamilies(sb, tick), sb), 'go');
-  let body = shimText + agentText;
+  let body = goShimTemplate(sb).render(tick);
   if (sb.shimFault?.kind === 'garbage') body = insertBeforeFamily(body, 'kata_shim_fds', GARBAGE_LINES);
-  if (sb.shimFault?.kind === 'huge' && agentText !== '') body = insertHuge(body);
+  if (sb.shimFault?.kind === 'huge' && !sb.agentFault) body = insertHuge(body);
   return body;
 }
 
-export { renderFamily };
+export { renderFamily } from './metrics-model';

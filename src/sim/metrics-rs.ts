@@ -3,12 +3,23 @@
  * encoded Prometheus texts concatenated (so families are not globally sorted), as `metrics_url_handler` does.
  * The hypervisor part is the Dragonball registry for dragonball sandboxes and empty otherwise.
  */
-import { type MetricsSandbox, agentFamilies } from './metrics-agent';
-import { type Labels, type SimFamily, Values, renderRegistry } from './metrics-model';
+import { type MetricsSandbox, agentTemplate } from './metrics-agent';
+import {
+  BodyTemplate,
+  type Labels,
+  type SimFamily,
+  type Val,
+  TICK,
+  Values,
+  cachedTemplate,
+  compileRegistry,
+} from './metrics-model';
 import {
   applyFamilyFaults,
+  familyFaultVariant,
   GARBAGE_LINES,
   goShimBody,
+  goShimTemplate,
   insertBeforeFamily,
   insertHuge,
   type BodySandbox,
@@ -25,9 +36,9 @@ export const DRAGONBALL_VCPU_ITEMS = [
 ] as const;
 
 /** Dragonball's in-process VMM registry (§2.4.2 labels at HEAD: `cpu_id`, `item`). */
-export function dragonballFamilies(sb: MetricsSandbox, tick: number): SimFamily[] {
-  const v = new Values(sb.seed ^ 0x0db0db0d, tick);
-  const vcpu: Array<{ labels: Labels; value: number }> = [];
+export function dragonballFamilies(sb: MetricsSandbox): SimFamily[] {
+  const v = new Values(sb.seed ^ 0x0db0db0d);
+  const vcpu: Array<{ labels: Labels; value: Val }> = [];
   for (let c = 0; c < sb.vcpus; c++) {
     for (const it of DRAGONBALL_VCPU_ITEMS) {
       const rate =
@@ -46,7 +57,7 @@ export function dragonballFamilies(sb: MetricsSandbox, tick: number): SimFamily[
       name: 'kata_hypervisor_scrape_count',
       help: 'Hypervisor metrics scrape count.',
       type: 'counter',
-      series: [{ labels: [], value: tick }],
+      series: [{ labels: [], value: TICK }],
     },
     {
       name: 'kata_hypervisor_vcpu',
@@ -73,8 +84,8 @@ export function dragonballFamilies(sb: MetricsSandbox, tick: number): SimFamily[
 }
 
 /** runtime-rs shim registry: the 5 `kata_shim_*` process families (kB, Rust spellings). */
-export function rsShimFamilies(sb: MetricsSandbox, tick: number): SimFamily[] {
-  const v = new Values(sb.seed, tick);
+export function rsShimFamilies(sb: MetricsSandbox): SimFamily[] {
+  const v = new Values(sb.seed);
   // With Dragonball the VMM lives inside the shim process, so the shim is big.
   const inProcessVmm = sb.hypervisor === 'dragonball';
   return procFamilies(
@@ -99,20 +110,38 @@ export function rsShimFamilies(sb: MetricsSandbox, tick: number): SimFamily[] {
   );
 }
 
+/** The compiled runtime-rs body of a sandbox for its current faults (cached like `goShimTemplate`). */
+export function rsShimTemplate(sb: BodySandbox): BodyTemplate {
+  const variant = familyFaultVariant(sb);
+  const withAgent = !sb.agentFault;
+  return cachedTemplate(sb, `rs|${sb.hypervisor}|${variant}|${withAgent ? 'agent' : ''}`, () => {
+    const parts: BodyTemplate[] = [];
+    if (withAgent) parts.push(agentTemplate(sb, 'rust', variant, fams => applyFamilyFaults(fams, sb)));
+    if (sb.hypervisor === 'dragonball') parts.push(compileRegistry(dragonballFamilies(sb), 'rust'));
+    parts.push(compileRegistry(rsShimFamilies(sb), 'rust'));
+    return BodyTemplate.concat(parts);
+  });
+}
+
 /** The full runtime-rs `/metrics` body at `tick`. */
 export function rsShimBody(sb: BodySandbox, tick: number): string {
-  const agentText = sb.agentFault
-    ? ''
-    : renderRegistry(applyFamilyFaults(agentFamilies(sb, tick), sb), 'rust');
-  const hvText = sb.hypervisor === 'dragonball' ? renderRegistry(dragonballFamilies(sb, tick), 'rust') : '';
-  const shimText = renderRegistry(rsShimFamilies(sb, tick), 'rust');
-  let body = agentText + hvText + shimText;
+  let body = rsShimTemplate(sb).render(tick);
   if (sb.shimFault?.kind === 'garbage') body = insertBeforeFamily(body, 'kata_shim_fds', GARBAGE_LINES);
-  if (sb.shimFault?.kind === 'huge' && agentText !== '') body = insertHuge(body);
+  if (sb.shimFault?.kind === 'huge' && !sb.agentFault) body = insertHuge(body);
   return body;
 }
 
 /** The `/metrics` body for either runtime. */
 export function shimBody(sb: BodySandbox & { runtime: 'go' | 'rs' }, tick: number): string {
   return sb.runtime === 'rs' ? rsShimBody(sb, tick) : goShimBody(sb, tick);
+}
+
+/**
+ * The `/metrics` body for either runtime as bytes, rendered straight from the cached template (what the
+ * simulated shim serves; the same bytes as `Buffer.from(shimBody(sb, tick))`).
+ */
+export function shimBodyBuffer(sb: BodySandbox & { runtime: 'go' | 'rs' }, tick: number): Buffer {
+  const kind = sb.shimFault?.kind;
+  if (kind === 'garbage' || kind === 'huge') return Buffer.from(shimBody(sb, tick));
+  return (sb.runtime === 'rs' ? rsShimTemplate(sb) : goShimTemplate(sb)).renderBuffer(tick);
 }

@@ -3,7 +3,7 @@
  * `*_proc_status` and `*_io_stat` families, in the Go (bytes, 19 status items) or Rust (kB, 18 items)
  * vocabulary, plus the netdev vocabulary shared by hypervisor and guest.
  */
-import { type Labels, type ScalarSeries, type SimFamily, Values } from './metrics-model';
+import { type Labels, type ScalarSeries, type SimFamily, type Val, Values } from './metrics-model';
 
 /** `proc_status` items, Go procfs order (19). Rust procfs has the same without `vmpmd`. */
 export const PROC_STATUS_ITEMS_GO = [
@@ -89,9 +89,11 @@ export interface ProcFamilyNames {
   ioStat: { name: string; help: string };
 }
 
-function items(pairs: Array<[string, number]>): ScalarSeries[] {
+function items(pairs: Array<[string, Val]>): ScalarSeries[] {
   return pairs.map(([item, value]) => ({ labels: [['item', item]] as Labels, value }));
 }
+
+const page = (n: number): number => Math.round(n / 4096) * 4096;
 
 /** The five process families for one process. `rust` = kB and Rust item spellings. */
 export function procFamilies(
@@ -103,17 +105,16 @@ export function procFamilies(
 ): SimFamily[] {
   const rss = v.gauge(`${key}/rss`, p.rssBytes * 0.9, p.rssBytes * 1.1);
   const vsz = v.fixed(`${key}/vsz`, p.vszBytes * 0.95, p.vszBytes * 1.05);
-  const page = (n: number): number => Math.round(n / 4096) * 4096;
-  const status: Record<string, number> = {
+  const status: Record<string, Val> = {
     vmpeak: page(vsz * 1.04),
     vmsize: page(vsz),
     vmlck: 0,
     vmpin: 0,
-    vmhwm: page(rss * 1.12),
-    vmrss: page(rss),
-    rssanon: page(rss * 0.72),
-    rssfile: page(rss * 0.27),
-    rssshmem: page(rss * 0.01),
+    vmhwm: t => page(rss(t) * 1.12),
+    vmrss: t => page(rss(t)),
+    rssanon: t => page(rss(t) * 0.72),
+    rssfile: t => page(rss(t) * 0.27),
+    rssshmem: t => page(rss(t) * 0.01),
     vmdata: page(vsz * 0.38),
     vmstk: 135168,
     vmexe: page(v.fixed(`${key}/exe`, 4e6, 4e7)),
@@ -126,21 +127,22 @@ export function procFamilies(
     nonvoluntary_ctxt_switches: v.counter(`${key}/nvcs`, 2e3, 3),
   };
   const statusItems = flavour === 'go' ? PROC_STATUS_ITEMS_GO : PROC_STATUS_ITEMS_RUST;
-  const perKb = (item: string, val: number): number =>
-    flavour === 'rust' && item !== 'voluntary_ctxt_switches' && item !== 'nonvoluntary_ctxt_switches'
-      ? Math.floor(val / 1024)
-      : val;
+  const perKb = (item: string, val: Val): Val => {
+    if (flavour !== 'rust' || item === 'voluntary_ctxt_switches' || item === 'nonvoluntary_ctxt_switches')
+      return val;
+    return typeof val === 'number' ? Math.floor(val / 1024) : t => Math.floor(val(t) / 1024);
+  };
   const utime = v.counter(`${key}/utime`, 3000, p.ticksPerTick * 0.7);
   const stime = v.counter(`${key}/stime`, 1500, p.ticksPerTick * 0.3);
   const rchar = v.counter(`${key}/rchar`, 5e7, p.ioPerTick);
   const wchar = v.counter(`${key}/wchar`, 2e7, p.ioPerTick * 0.6);
-  const io = [
+  const io: Val[] = [
     rchar,
     wchar,
     v.counter(`${key}/syscr`, 2e5, p.ioPerTick / 2000),
     v.counter(`${key}/syscw`, 1e5, p.ioPerTick / 3000),
-    Math.floor(rchar / 50 / 4096) * 4096,
-    Math.floor(wchar / 10 / 4096) * 4096,
+    t => Math.floor(rchar(t) / 50 / 4096) * 4096,
+    t => Math.floor(wchar(t) / 10 / 4096) * 4096,
     0,
   ];
   const ioItems = flavour === 'go' ? IO_STAT_ITEMS_GO : IO_STAT_ITEMS_RUST;
@@ -189,13 +191,13 @@ export function procFamilies(
   return out;
 }
 
-/** `interface`,`item` series for one network interface; `rate` ≈ bytes per tick received. */
-export function netdevSeries(v: Values, key: string, iface: string, rate: number): ScalarSeries[] {
+/** Values of one network interface's `/proc/net/dev` items; `rate` ≈ bytes per tick received. */
+export function netdevValues(v: Values, key: string, iface: string, rate: number): Record<string, Val> {
   const rxBytes = v.counter(`${key}/${iface}/rxb`, rate * 500, rate);
   const txBytes = v.counter(`${key}/${iface}/txb`, rate * 300, rate * 0.6);
-  const vals: Record<string, number> = {
+  return {
     recv_bytes: rxBytes,
-    recv_packets: Math.floor(rxBytes / 780),
+    recv_packets: t => Math.floor(rxBytes(t) / 780),
     recv_errs: 0,
     recv_drop: iface === 'lo' ? 0 : v.fixed(`${key}/${iface}/rxd`, 0, 4),
     recv_compressed: 0,
@@ -203,7 +205,7 @@ export function netdevSeries(v: Values, key: string, iface: string, rate: number
     recv_frame: 0,
     recv_multicast: 0,
     sent_bytes: txBytes,
-    sent_packets: Math.floor(txBytes / 610),
+    sent_packets: t => Math.floor(txBytes(t) / 610),
     sent_errs: 0,
     sent_drop: 0,
     sent_colls: 0,
@@ -211,6 +213,11 @@ export function netdevSeries(v: Values, key: string, iface: string, rate: number
     sent_compressed: 0,
     sent_fifo: 0,
   };
+}
+
+/** `interface`,`item` series for one network interface; `rate` ≈ bytes per tick received. */
+export function netdevSeries(v: Values, key: string, iface: string, rate: number): ScalarSeries[] {
+  const vals = netdevValues(v, key, iface, rate);
   return NETDEV_ITEMS.map(item => ({
     labels: [
       ['interface', iface],

@@ -69,3 +69,14 @@ export class Rng {
     return `${s.slice(0, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}-${s.slice(16, 20)}-${s.slice(20)}`;
   }
 }
+
+/**
+ * A cheap stable float in [0, 1) for (h, n): one mulberry32 step over `h` mixed with `n`. Meant for per-tick
+ * values of a key whose hash `h` was computed once (a few integer operations, no string work).
+ */
+export function mixUnit(h: number, n: number): number {
+  let t = (h + Math.imul(n, 0x9e3779b1) + 0x6d2b79f5) >>> 0;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}

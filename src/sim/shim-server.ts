@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import * as zlib from 'node:zlib';
-import { shimBody } from './metrics-rs';
+import { shimBodyBuffer } from './metrics-rs';
 import type { SimSandbox } from './types';
 
 export interface ShimServerOptions {
@@ -174,7 +174,7 @@ export class SimShimServer {
       return;
     }
     this.ticks++;
-    const body = Buffer.from(shimBody(sb, this.ticks));
+    const body = shimBodyBuffer(sb, this.ticks);
     const ct = sb.runtime === 'go' ? 'text/plain; charset=utf-8' : undefined;
     if (fault?.kind === 'disconnect') {
       const headers: http.OutgoingHttpHeaders = { 'Content-Length': body.length };
