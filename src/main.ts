@@ -16,6 +16,7 @@ import { getErrorMessage } from './errors';
 import { createApp, type NodeHandler } from './http/app';
 import { createMetricsHandler } from './http/metrics-route';
 import type { ExtraSource } from './metrics/source';
+import type { SandboxInfo } from './types';
 import { Lifecycle } from './lifecycle';
 import { createLogger, type Logger } from './log';
 import { createSelfMetrics, type SelfMetrics } from './metrics/self-metrics';
@@ -23,8 +24,40 @@ import { buildInfo, versionText } from './version';
 import { createAgentCollector } from './agent/agent-collector';
 import { createHostCollector } from './host/host-collector';
 
+/** How long a sandbox's container list from CRI is reused, ms. */
+const CONTAINER_IDS_TTL_MS = 30_000;
+
+/**
+ * Container ids of a sandbox without per-container directories (runtime-rs): its own (pause) container plus
+ * the app containers CRI lists for it, cached briefly. When CRI cannot answer, the pause container alone.
+ */
+function criContainerIds(cri: CriClient, logger: Logger): (sb: SandboxInfo) => Promise<readonly string[]> {
+  const cache = new Map<string, { at: number; ids: readonly string[] }>();
+  return async sb => {
+    const hit = cache.get(sb.id);
+    if (hit && Date.now() - hit.at < CONTAINER_IDS_TTL_MS) return hit.ids;
+    let ids: readonly string[] = [sb.id];
+    try {
+      ids = [sb.id, ...(await cri.listContainerIds(sb.id)).filter(id => id !== sb.id)];
+    } catch (err) {
+      logger.debug('CRI ListContainers failed; using the sandbox container only', {
+        sandbox_id: sb.id,
+        err: getErrorMessage(err),
+      });
+    }
+    if (cache.size > 10_000) cache.clear();
+    cache.set(sb.id, { at: Date.now(), ids });
+    return ids;
+  };
+}
+
 /** The agent and host collectors the flags ask for; each is closed on shutdown. */
-function defaultExtraSources(config: Config, logger: Logger, lifecycle: Lifecycle): ExtraSource[] {
+function defaultExtraSources(
+  config: Config,
+  logger: Logger,
+  lifecycle: Lifecycle,
+  cri: CriClient,
+): ExtraSource[] {
   const sources: ExtraSource[] = [];
   let agent: ReturnType<typeof createAgentCollector> | undefined;
   if (config.agentMetrics !== 'never' || config.collectContainerStats) {
@@ -32,6 +65,7 @@ function defaultExtraSources(config: Config, logger: Logger, lifecycle: Lifecycl
       logger: logger.child({ component: 'agent' }),
       agentMetrics: config.agentMetrics,
       collectContainerStats: config.collectContainerStats,
+      containerIds: criContainerIds(cri, logger),
       shimMaxBytes: 4096,
     });
     const a = agent;
@@ -179,7 +213,7 @@ export async function startDaemon(config: Config, overrides: DaemonOverrides = {
       self,
       listSandboxes: () => store.list(),
       config,
-      extraSources: overrides.extraSources ?? defaultExtraSources(config, logger, lifecycle),
+      extraSources: overrides.extraSources ?? defaultExtraSources(config, logger, lifecycle, cri),
     });
   const app = createApp({
     logger,

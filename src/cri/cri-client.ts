@@ -25,7 +25,7 @@ interface MethodCodec {
   responseDeserialize: (b: Buffer) => unknown;
 }
 
-type Methods = Record<'ListPodSandbox' | 'PodSandboxStatus' | 'Version', MethodCodec>;
+type Methods = Record<'ListPodSandbox' | 'PodSandboxStatus' | 'ListContainers' | 'Version', MethodCodec>;
 
 let cachedMethods: Record<CriApiVersion, Methods> | undefined;
 
@@ -43,6 +43,7 @@ export function loadCriMethods(): Record<CriApiVersion, Methods> {
     return {
       ListPodSandbox: pick('ListPodSandbox'),
       PodSandboxStatus: pick('PodSandboxStatus'),
+      ListContainers: pick('ListContainers'),
       Version: pick('Version'),
     };
   };
@@ -158,6 +159,21 @@ export class CriClient {
     }
     const items = (res as { items?: { id?: string; metadata?: RawMeta | null }[] }).items ?? [];
     return items.map(i => toPod(i.id, i.metadata));
+  }
+
+  /** Ids of the containers of one pod sandbox that are created or running (not exited). */
+  async listContainerIds(podSandboxId: string): Promise<string[]> {
+    let res: unknown;
+    try {
+      res = await this.unary('ListContainers', { filter: { pod_sandbox_id: podSandboxId } });
+    } catch (err) {
+      throw this.wrap(err, 'ListContainers');
+    }
+    const items = (res as { containers?: { id?: string; state?: string }[] }).containers ?? [];
+    return items
+      .filter(c => typeof c.id === 'string' && c.id !== '' && c.state !== 'CONTAINER_EXITED')
+      .map(c => c.id as string)
+      .sort();
   }
 
   /** One sandbox by id; `{found: false}` when the runtime does not know it (gRPC NOT_FOUND). */

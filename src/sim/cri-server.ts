@@ -27,6 +27,8 @@ export interface CriPodEntry {
   labels: Record<string, string>;
   annotations?: Record<string, string>;
   runtimeHandler: string;
+  /** Ids of the pod's app containers (the sandbox's own pause container is not listed, as in CRI). */
+  containers?: string[];
   state?: CriSandboxState;
   /** Creation time in ns since the epoch (decimal string); defaults to when it was added. */
   createdAtNs?: string;
@@ -131,6 +133,12 @@ export class SimCriServer {
           runtime_api_version: api,
         })),
         ListPodSandbox: this.wrap('ListPodSandbox', (req: ListRequest) => ({ items: this.list(req) })),
+        ListContainers: this.wrap(
+          'ListContainers',
+          (req: { filter: null | { id: string; pod_sandbox_id: string } }) => ({
+            containers: this.containers(req.filter?.pod_sandbox_id ?? '', req.filter?.id ?? ''),
+          }),
+        ),
         PodSandboxStatus: this.wrap('PodSandboxStatus', (req: { pod_sandbox_id: string }) => {
           const e = this.visible(req.pod_sandbox_id);
           if (!e) {
@@ -222,6 +230,24 @@ export class SimCriServer {
   resetCounters(): void {
     this.methodCalls.clear();
     this.idCalls.clear();
+  }
+
+  private containers(podSandboxId: string, id: string): object[] {
+    const out: object[] = [];
+    for (const e of this.entries.values()) {
+      if (podSandboxId !== '' && e.id !== podSandboxId) continue;
+      if (!this.visible(e.id)) continue;
+      for (const [i, cid] of (e.containers ?? []).entries()) {
+        if (id !== '' && cid !== id) continue;
+        out.push({
+          id: cid,
+          pod_sandbox_id: e.id,
+          metadata: { name: `c${i}`, attempt: 0 },
+          state: 'CONTAINER_RUNNING',
+        });
+      }
+    }
+    return out;
   }
 
   private visible(id: string): StoredEntry | undefined {

@@ -376,6 +376,7 @@ export class SimNode {
       labels: sb.pod.labels,
       annotations: { 'io.kubernetes.cri.sandbox-name': sb.pod.name },
       runtimeHandler: sb.pod.runtimeHandler,
+      containers: sb.containers.filter(c => c !== sb.id),
       ip: `10.244.0.${(index % 250) + 2}`,
       hidden: entry.unknownToCri,
     });
