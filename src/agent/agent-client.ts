@@ -74,7 +74,7 @@ export class AgentClient {
       this.codec.encode('grpc.StatsContainerRequest', { container_id: containerId }),
       opts,
     );
-    return this.codec.decode<StatsContainerResponse>('grpc.StatsContainerResponse', payload);
+    return this.codec.decodeStatsContainerResponse(payload);
   }
 
   /** `grpc.AgentService/GetGuestDetails` (asks for nothing optional). */

@@ -8,6 +8,7 @@
  * PERMISSION_DENIED (agent policy) and UNIMPLEMENTED answers are remembered per sandbox and method and not
  * retried before `deniedRetryMs`. Everything is bounded by the collection deadline.
  */
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { getErrorMessage, isKataMonitorError } from '../errors';
@@ -272,8 +273,26 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
   const clientUrls = new WeakMap<AgentClient, string>();
   const urlKey = (c: AgentClient): string | undefined => clientUrls.get(c);
 
+  /** Container ids per sandbox directory, reused while the directory's mtime (its entry list) is unchanged. */
+  const dirCache = new Map<string, { mtimeMs: number; ids: string[] }>();
+  const cachedContainerDirs = async (dir: string): Promise<string[]> => {
+    let mtimeMs: number;
+    try {
+      // One stat instead of a listing per sandbox per scrape; /run is tmpfs, so synchronous is cheaper.
+      mtimeMs = fs.statSync(dir).mtimeMs;
+    } catch {
+      dirCache.delete(dir);
+      return [];
+    }
+    const hit = dirCache.get(dir);
+    if (hit && hit.mtimeMs === mtimeMs) return hit.ids;
+    const ids = await containerDirs(dir);
+    dirCache.set(dir, { mtimeMs, ids });
+    return ids;
+  };
+
   const containersOf = async (sb: SandboxInfo): Promise<string[]> => {
-    let ids = sb.runtime === 'go' ? await containerDirs(sb.dir) : [];
+    let ids = sb.runtime === 'go' ? [...(await cachedContainerDirs(sb.dir))] : [];
     if (ids.length === 0 && opts.containerIds) ids = [...(await opts.containerIds(sb))];
     return ids;
   };
@@ -406,6 +425,8 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
       if (closed) return [];
       const present = new Set(ctx.sandboxes.map(s => s.id));
       for (const [id, s] of states) if (!present.has(id)) dropState(id, s);
+      const dirs = new Set(ctx.sandboxes.map(s => s.dir));
+      for (const dir of dirCache.keys()) if (!dirs.has(dir)) dirCache.delete(dir);
 
       for (const id of guestUsageBySandbox.keys()) if (!present.has(id)) guestUsageBySandbox.delete(id);
       const results = await Promise.all(

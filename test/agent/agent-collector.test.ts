@@ -191,6 +191,24 @@ describe('agent collector', () => {
     expect(text).not.toContain('kata_monitor_agent_errors_total{');
   });
 
+  it('sees containers added and removed between collections (the listing is cached by directory mtime)', async () => {
+    const src = await setup(1);
+    const a = sims[0]!;
+    const pids = (text: string) => text.match(/^kata_monitor_guest_container_pids\{[^}]*\}/gm) ?? [];
+    const first = own(await collect(src, [info(a)], { [a.id]: OK }));
+    expect(pids(first)).toHaveLength(2);
+    // Removing a container directory: its stats stop at once.
+    fs.rmSync(path.join(a.sandboxDir, a.containers[0]!), { recursive: true });
+    const second = own(await collect(src, [info(a)], { [a.id]: OK }));
+    expect(pids(second)).toHaveLength(1);
+    expect(second).not.toContain(`container_id="${a.containers[0]}"`);
+    // Adding it back: asked again (the agent still knows it).
+    fs.mkdirSync(path.join(a.sandboxDir, a.containers[0]!));
+    const third = own(await collect(src, [info(a)], { [a.id]: OK }));
+    expect(pids(third)).toHaveLength(2);
+    expect(third).toContain(`container_id="${a.containers[0]}"`);
+  });
+
   it('caches guest details across collections and reuses the connection', async () => {
     const src = await setup(1);
     const a = sims[0]!;
