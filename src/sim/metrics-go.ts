@@ -3,6 +3,9 @@
  * `kata_shim_*`, `kata_hypervisor_*`, `kata_virtiofsd_*`, `kata_firecracker_*` for Firecracker) sorted by name,
  * then the agent's families decoded and re-encoded by Go (sorted), as `shim_management.go` does.
  * Shim faults that change the body (garbage, conflict, prelabelled, huge) are applied here.
+ *
+ * Families are built once per sandbox with values as functions of the tick and compiled into a cached
+ * `BodyTemplate` (per hypervisor, family fault and agent presence); a tick only fills the value slots.
  */
 import { type MetricsSandbox, agentTemplate } from './metrics-agent';
 import {

@@ -5,7 +5,8 @@
  * any time; call `applyFault()` after changing it so `gone` takes the socket away (or puts it back).
  *
  * Ticks: every `/metrics` request served advances this shim's tick by one (the first answer is tick 1), so
- * counters grow from one scrape to the next.
+ * counters grow from one scrape to the next. Bodies are rendered into bytes from the sandbox's compiled template
+ * (metrics-model.ts `BodyTemplate`), so serving one costs about what a real shim's encoder does.
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
