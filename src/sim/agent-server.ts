@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import { usableUnixPath } from '../util/unix-path';
 import * as path from 'node:path';
 import {
   agentCodec,
@@ -291,13 +292,18 @@ export async function startAgentServerWith(
     sock.on('data', onLine);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.removeListener('error', reject);
-      resolve();
+  const bindPath = usableUnixPath(socketPath);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(bindPath.path, () => {
+        server.removeListener('error', reject);
+        resolve();
+      });
     });
-  });
+  } finally {
+    bindPath.release();
+  }
 
   return {
     socketPath,

@@ -10,6 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import { usableUnixPath } from '../util/unix-path';
 import type { Socket } from 'node:net';
 import * as zlib from 'node:zlib';
 import { shimBodyBuffer } from './metrics-rs';
@@ -19,9 +20,6 @@ export interface ShimServerOptions {
   /** Upper bound for `/debug/pprof/profile?seconds=N` and `trace` waits (ms); default 2000. */
   profileCapMs?: number;
 }
-
-/** Longest unix socket path Linux accepts (sun_path is 108 bytes including the NUL). */
-export const MAX_SOCKET_PATH = 107;
 
 const GO_404 = '404 page not found\n';
 const RS_404 = 'URL NOT FOUND';
@@ -69,12 +67,6 @@ export class SimShimServer {
 
   private async listen(): Promise<void> {
     const path = this.sandbox.shimSocketPath;
-    if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
-      // Linux sun_path is 108 bytes incl. NUL; longer paths would be silently truncated by bind().
-      throw new Error(
-        `shim socket path too long (${Buffer.byteLength(path)} > ${MAX_SOCKET_PATH} bytes): ${path}`,
-      );
-    }
     try {
       fs.unlinkSync(path);
     } catch {
@@ -85,13 +77,19 @@ export class SimShimServer {
       this.sockets.add(sock);
       sock.on('close', () => this.sockets.delete(sock));
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve();
+    // A path over the sun_path limit (a long node directory) is bound through its directory's descriptor.
+    const bindPath = usableUnixPath(path);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(bindPath.path, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } finally {
+      bindPath.release();
+    }
     fs.chmodSync(path, 0o600);
     this.server = server;
   }
