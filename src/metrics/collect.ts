@@ -5,6 +5,7 @@
  * Failure is data: a collection never rejects because of a sandbox or a source; each sandbox gets an outcome.
  * Requests arriving while an aggregated collection runs share it (single flight).
  */
+import { isAscii } from 'node:buffer';
 import { setMaxListeners } from 'node:events';
 import * as path from 'node:path';
 import { getErrorMessage } from '../errors';
@@ -105,6 +106,15 @@ interface ShimResult {
   sb: SandboxInfo;
   outcome: ShimOutcome;
   exposition?: ParsedExposition;
+  /** Whether the shim's body was pure ASCII (see MergePart.ascii). */
+  ascii?: boolean;
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** Whether a text is pure ASCII: natively on bytes, by a regex on strings. */
+export function textIsAscii(text: string | Buffer): boolean {
+  return typeof text === 'string' ? !NON_ASCII.test(text) : isAscii(text);
 }
 
 /** A FIFO counting semaphore whose waiters give up when a signal aborts. */
@@ -288,11 +298,13 @@ export class Collector {
       }
       for (const r of shimResults) {
         if (r.exposition) {
+          const labels = sandboxLabelText(r.sb);
           parts.push({
             exposition: r.exposition,
-            labels: sandboxLabelText(r.sb),
+            labels,
             sandboxId: r.sb.id,
             origin: r.sb.id,
+            ascii: r.ascii === true && textIsAscii(labels),
           });
         }
         const extra = chunkParts.bySandbox.get(r.sb.id);
@@ -348,8 +360,9 @@ export class Collector {
       this.slots.release();
     }
     let exposition: ParsedExposition;
+    const ascii = isAscii(body);
     try {
-      exposition = await parseYielding(body.toString('utf8'));
+      exposition = await parseYielding(body.toString(ascii ? 'latin1' : 'utf8'));
     } catch (err) {
       const msg =
         err instanceof ParseError ? `shim body does not parse: ${err.message}` : getErrorMessage(err);
@@ -360,6 +373,7 @@ export class Collector {
     return {
       sb,
       exposition,
+      ascii,
       outcome: { ok: true, durationMs: Date.now() - t0, families: new Set(exposition.families.keys()) },
     };
   }
@@ -399,6 +413,7 @@ export class Collector {
       const srcName = this.sources[s]?.name ?? String(s);
       for (const chunk of lists[s] ?? []) {
         let exposition: ParsedExposition;
+        const ascii = textIsAscii(chunk.text);
         try {
           exposition = await parseYielding(
             typeof chunk.text === 'string' ? chunk.text : chunk.text.toString('utf8'),
@@ -417,17 +432,19 @@ export class Collector {
         }
         if (chunk.sandbox) {
           resolveLabelCollisions(exposition);
+          const labels = sandboxLabelText(chunk.sandbox);
           const part: MergePart = {
             exposition,
-            labels: sandboxLabelText(chunk.sandbox),
+            labels,
             sandboxId: chunk.sandbox.id,
             origin: `source:${srcName}`,
+            ascii: ascii && textIsAscii(labels),
           };
           const list = bySandbox.get(chunk.sandbox.id);
           if (list) list.push(part);
           else bySandbox.set(chunk.sandbox.id, [part]);
         } else {
-          unlabelled.push({ exposition, labels: '', origin: `source:${srcName}` });
+          unlabelled.push({ exposition, labels: '', origin: `source:${srcName}`, ascii });
         }
       }
     }
@@ -437,7 +454,7 @@ export class Collector {
   private async selfPart(): Promise<MergePart | undefined> {
     try {
       const text = await this.deps.self.registry.metrics();
-      return { exposition: await parseYielding(text), labels: '', origin: 'self' };
+      return { exposition: await parseYielding(text), labels: '', origin: 'self', ascii: textIsAscii(text) };
     } catch (err) {
       this.logger.error('own metrics registry could not be rendered; left out', { err });
       return undefined;

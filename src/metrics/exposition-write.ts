@@ -20,11 +20,37 @@ export function* renderChunks(
   families: Iterable<MergedFamily>,
   chunkChars = DEFAULT_CHUNK_CHARS,
 ): Generator<string, void, undefined> {
+  for (const c of renderTaggedChunks(families, chunkChars)) yield c.text;
+}
+
+/** A chunk of output text, and whether every character of it is ASCII (then latin1 bytes = UTF-8 bytes). */
+export interface TaggedChunk {
+  text: string;
+  ascii: boolean;
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** renderChunks, with each chunk tagged ASCII or not from the parts' `ascii` flags (no scan of the output). */
+export function* renderTaggedChunks(
+  families: Iterable<MergedFamily>,
+  chunkChars = DEFAULT_CHUNK_CHARS,
+): Generator<TaggedChunk, void, undefined> {
   let out = '';
+  let ascii = true;
+  const flush = (): TaggedChunk => {
+    const c = { text: out, ascii };
+    out = '';
+    ascii = true;
+    return c;
+  };
   for (const f of families) {
+    // Names are ASCII by the grammar; HELP text may not be.
+    if (f.help !== undefined && ascii && NON_ASCII.test(f.help)) ascii = false;
     if (f.help !== undefined) out += '# HELP ' + f.name + ' ' + f.help + '\n';
     out += '# TYPE ' + f.name + ' ' + f.type + '\n';
     for (const { part, family } of f.entries) {
+      if (part.ascii !== true) ascii = false;
       const { text, starts, ends, meta } = family;
       const prefix = family.linePrefix;
       const labels = part.labels;
@@ -33,8 +59,8 @@ export function* renderChunks(
         for (let i = 0; i < n; i++) {
           out += prefix + text.slice(starts[i], ends[i]) + '\n';
           if (out.length >= chunkChars) {
-            yield out;
-            out = '';
+            yield flush();
+            if (part.ascii !== true) ascii = false;
           }
         }
         continue;
@@ -56,13 +82,13 @@ export function* renderChunks(
           out += prefix + text.slice(start, split) + splice + text.slice(split, end) + '\n';
         }
         if (out.length >= chunkChars) {
-          yield out;
-          out = '';
+          yield flush();
+          if (part.ascii !== true) ascii = false;
         }
       }
     }
   }
-  if (out.length > 0) yield out;
+  if (out.length > 0) yield flush();
 }
 
 /** The whole exposition as one string (tests, golden files; never the /metrics hot path). */
@@ -97,11 +123,12 @@ export async function writeFamilies(
   const yieldEvery = opts.yieldEveryChars ?? 4 * chunkChars;
   const result: WriteResult = { chars: 0, families: families.length, completed: false };
   let sinceYield = 0;
-  for (const chunk of renderChunks(families, chunkChars)) {
+  for (const chunk of renderTaggedChunks(families, chunkChars)) {
     if (isDead(sink)) return result;
-    result.chars += chunk.length;
-    sinceYield += chunk.length;
-    if (!sink.write(chunk)) {
+    result.chars += chunk.text.length;
+    sinceYield += chunk.text.length;
+    // latin1 for ASCII text: the same bytes as UTF-8 without the length scan and the encoder.
+    if (!sink.write(chunk.text, chunk.ascii ? 'latin1' : 'utf8')) {
       if (isDead(sink) || !(await drained(sink))) return result;
       sinceYield = 0;
     } else if (sinceYield >= yieldEvery) {

@@ -20,6 +20,11 @@ export interface MergePart {
   sandboxId?: string;
   /** Who produced the part, for logs: a sandbox id, `self`, `source:<name>`. */
   origin: string;
+  /**
+   * True when the part's texts (every family's text and `labels`) are pure ASCII: its lines can then be sent
+   * as latin1 (a copy) instead of being UTF-8 encoded (a scan + encode). Unset means "may not be": UTF-8.
+   */
+  ascii?: boolean;
 }
 
 export interface MergedEntry {

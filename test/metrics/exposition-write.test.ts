@@ -1,7 +1,12 @@
 import { Writable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { parseExposition } from '../../src/metrics/exposition-parse';
-import { familiesToString, renderChunks, writeFamilies } from '../../src/metrics/exposition-write';
+import {
+  familiesToString,
+  renderChunks,
+  renderTaggedChunks,
+  writeFamilies,
+} from '../../src/metrics/exposition-write';
 import { mergeParts, type MergedFamily } from '../../src/metrics/merge';
 import { sandboxLabelText } from '../../src/metrics/relabel';
 
@@ -82,5 +87,62 @@ describe('writer', () => {
     const r = await writeFamilies(fams, sink, { chunkChars: 2048 });
     expect(r.completed).toBe(false);
     expect(n).toBe(3);
+  });
+});
+
+describe('ASCII tagging (latin1 fast path)', () => {
+  class ByteSink extends Writable {
+    readonly chunks: Buffer[] = [];
+    override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+      this.chunks.push(chunk);
+      cb();
+    }
+  }
+
+  function partsOf(bodies: Array<{ text: string; ascii?: boolean; labels?: string }>): MergedFamily[] {
+    return mergeParts(
+      bodies.map((b, i) => ({
+        exposition: parseExposition(b.text),
+        labels: b.labels ?? sandboxLabelText({ id: `sb${i}` }),
+        sandboxId: `sb${i}`,
+        origin: `sb${i}`,
+        ...(b.ascii === undefined ? {} : { ascii: b.ascii }),
+      })),
+    ).families;
+  }
+
+  it('tags a chunk ASCII only when every part in it (and every HELP) is', () => {
+    const many = Array.from({ length: 200 }, (_, i) => `m{item="i${i}"} ${i}\n`).join('');
+    const fams = partsOf([
+      { text: `# TYPE m gauge\n${many}`, ascii: true },
+      { text: `# TYPE m gauge\nm{item="caf\u00e9"} 1\n`, ascii: false },
+      { text: `# TYPE m gauge\n${many}`, ascii: true },
+      { text: `# TYPE m gauge\n${many}` }, // unknown: treated as not ASCII
+    ]);
+    const chunks = [...renderTaggedChunks(fams, 4096)];
+    expect(chunks.map(c => c.text).join('')).toBe(familiesToString(fams));
+    expect(chunks[0]!.ascii).toBe(true);
+    const withAccent = chunks.findIndex(c => c.text.includes('caf\u00e9'));
+    expect(chunks[withAccent]!.ascii).toBe(false);
+    // Chunks holding only lines of ASCII parts after the accented one are ASCII again; the unknown part is not.
+    expect(chunks.some((c, i) => i > withAccent && c.ascii)).toBe(true);
+    expect(chunks[chunks.length - 1]!.ascii).toBe(false);
+    const nonAsciiHelp = partsOf([{ text: '# HELP h Gr\u00fc\u00dfe.\n# TYPE h gauge\nh 1\n', ascii: true }]);
+    expect([...renderTaggedChunks(nonAsciiHelp)][0]!.ascii).toBe(false);
+  });
+
+  it('writes UTF-8 bytes for non-ASCII text and the same bytes either way for ASCII text', async () => {
+    const fams = partsOf([
+      { text: '# TYPE m gauge\nm{item="a"} 1\n', ascii: true },
+      { text: '# TYPE m gauge\nm{item="\u00e9\u6f22"} 2\n', ascii: false },
+      { text: '# TYPE n gauge\nn 3\n', ascii: false, labels: 'pod="\u00fc"' },
+    ]);
+    const sink = new ByteSink();
+    const r = await writeFamilies(fams, sink);
+    expect(r.completed).toBe(true);
+    const bytes = Buffer.concat(sink.chunks);
+    expect(bytes.equals(Buffer.from(familiesToString(fams), 'utf8'))).toBe(true);
+    expect(bytes.toString('utf8')).toContain('m{item="\u00e9\u6f22",sandbox_id="sb1",');
+    expect(bytes.toString('utf8')).toContain('n{pod="\u00fc"} 3\n');
   });
 });

@@ -169,6 +169,22 @@ describe('/metrics route', () => {
     expect(strip(first.body).length).toBeGreaterThan(10_000);
   });
 
+  it('passes non-ASCII label values and HELP through as UTF-8, plain and gzip, next to ASCII shims', async () => {
+    const accented =
+      '# HELP acc_info Gr\u00fc\u00dfe \u6f22.\n# TYPE acc_info gauge\nacc_info{pod="caf\u00e9",x="\u6f22\u5b57"} 1\n';
+    await shim('sb-a', { kind: 'body', body: GO_BODY });
+    await shim('sb-b', { kind: 'body', body: accented });
+    await shim('sb-c', { kind: 'body', body: GO_BODY });
+    const port = await serve();
+    for (const headers of [{}, { 'Accept-Encoding': 'gzip' }]) {
+      const r = await get(port, '/metrics', headers);
+      expect(r.body).toContain('# HELP acc_info Gr\u00fc\u00dfe \u6f22.\n');
+      expect(r.body).toContain('acc_info{pod="caf\u00e9",x="\u6f22\u5b57",sandbox_id="sb-b",');
+      expect(r.body).toContain('kata_shim_fds{sandbox_id="sb-a"');
+      expect(r.body).not.toContain('\ufffd');
+    }
+  });
+
   it('negotiates gzip (q=0 means no, * means yes)', async () => {
     await shim('sb-a', { kind: 'body', body: GO_BODY });
     const port = await serve();
