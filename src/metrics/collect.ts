@@ -110,7 +110,7 @@ interface ShimResult {
   ascii?: boolean;
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /** Whether a text is pure ASCII: natively on bytes, by a regex on strings. */
 export function textIsAscii(text: string | Buffer): boolean {

@@ -29,7 +29,7 @@ export interface TaggedChunk {
   ascii: boolean;
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /** renderChunks, with each chunk tagged ASCII or not from the parts' `ascii` flags (no scan of the output). */
 export function* renderTaggedChunks(
