@@ -125,16 +125,13 @@ export function countFds(fdDir: string, bySize: boolean): Promise<ReadResult<num
   }
 }
 
-/** Items mapLimit runs between two yields to the event loop (the reads are synchronous). */
-export const MAP_YIELD_EVERY = 4;
-
-function yieldToLoop(): Promise<void> {
-  return new Promise(resolve => setImmediate(resolve));
-}
+/** Longest stretch of work mapLimit does before yielding to the event loop, ms (the reads are synchronous). */
+export const MAP_SLICE_MS = 2;
 
 /**
- * Run `fn` over `items` with at most `limit` in flight; results keep the input order. Yields to the event
- * loop every MAP_YIELD_EVERY items, so synchronous reads inside `fn` never hold it for long.
+ * Run `fn` over `items` with at most `limit` in flight; results keep the input order. Once the current slice
+ * has run for MAP_SLICE_MS, every worker parks on one shared setImmediate gate: a single event-loop turn
+ * never holds more than about one slice of synchronous reads, however many workers there are.
  */
 export async function mapLimit<T, R>(
   items: readonly T[],
@@ -143,16 +140,22 @@ export async function mapLimit<T, R>(
 ): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
-  let sinceYield = 0;
+  let sliceStart = performance.now();
+  let gate: Promise<void> | undefined;
+  const pause = (): Promise<void> =>
+    (gate ??= new Promise<void>(resolve =>
+      setImmediate(() => {
+        gate = undefined;
+        sliceStart = performance.now();
+        resolve();
+      }),
+    ));
   const worker = async (): Promise<void> => {
     for (;;) {
+      while (performance.now() - sliceStart >= MAP_SLICE_MS) await pause();
       const i = next++;
       if (i >= items.length) return;
       out[i] = await fn(items[i]!);
-      if (++sinceYield >= MAP_YIELD_EVERY) {
-        sinceYield = 0;
-        await yieldToLoop();
-      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));

@@ -99,7 +99,10 @@ function compareNames(a: string, b: string): number {
 
 function winningType(entries: readonly MergedEntry[]): MetricType {
   const first = entries[0]!.family.type;
-  if (entries.length === 1) return first;
+  // The common case (every producer agrees) without a vote map per family.
+  let agree = true;
+  for (let i = 1; i < entries.length && agree; i++) agree = entries[i]!.family.type === first;
+  if (agree) return first;
   const votes = new Map<MetricType, number>();
   for (const e of entries) votes.set(e.family.type, (votes.get(e.family.type) ?? 0) + 1);
   if (votes.size === 1) return first;

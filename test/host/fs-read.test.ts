@@ -1,6 +1,6 @@
 /**
  * The host file readers: synchronous small-file reads (short and multi-chunk files, failures as values),
- * fd counting by stat vs by listing, and mapLimit's order and yielding.
+ * fd counting by stat vs by listing, and mapLimit's order, concurrency and yielding.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
