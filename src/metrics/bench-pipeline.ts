@@ -7,7 +7,7 @@
  */
 import { Writable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { parseYielding } from './collect';
+import { parseYielding, textIsAscii } from './collect';
 import { writeFamilies } from './exposition-write';
 import { mergeParts, type MergePart } from './merge';
 import { renameRuntimeFamilies, resolveLabelCollisions, sandboxLabelText } from './relabel';
@@ -164,7 +164,8 @@ async function round(
   const c0 = process.cpuUsage();
   const parts: MergePart[] = [];
   for (let i = 0; i < bodies.length; i++) {
-    const exposition = await parseYielding(bodies[i]!.toString('utf8'));
+    const ascii = textIsAscii(bodies[i]!);
+    const exposition = await parseYielding(bodies[i]!.toString(ascii ? 'latin1' : 'utf8'));
     renameRuntimeFamilies(exposition);
     resolveLabelCollisions(exposition);
     const id = i.toString(16).padStart(64, '0');
@@ -172,7 +173,8 @@ async function round(
       id,
       cri: { uid: `uid-${i}-0000-0000-0000-000000000000`, name: `pod-${i}`, namespace: 'default' },
     };
-    parts.push({ exposition, labels: sandboxLabelText(sb), sandboxId: id, origin: id });
+    const labels = sandboxLabelText(sb);
+    parts.push({ exposition, labels, sandboxId: id, origin: id, ascii: ascii && textIsAscii(labels) });
   }
   const families = mergeParts(parts).families;
   const sink = new NullSink();
