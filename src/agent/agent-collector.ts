@@ -311,7 +311,10 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
   async function collectOne(sb: SandboxInfo, ctx: CollectContext): Promise<SandboxResult> {
     const st = stateOf(sb.id);
     const result: SandboxResult = {};
-    const callOpts = { deadline: ctx.deadline, signal: ctx.signal };
+    // Health, details and container stats run beside the shim scrapes and keep to their deadline; only the
+    // fallback GetMetrics, which can start only once the shim failed, may use the collection's longer one.
+    const callOpts = { deadline: ctx.shimDeadline ?? ctx.deadline, signal: ctx.signal };
+    const fallbackOpts = { deadline: ctx.deadline, signal: ctx.signal };
     // A broken transport ends this sandbox's collection: one error, not one per call.
     let transportFailed = false;
     const count = (reason: AgentErrorReason): void => {
@@ -408,7 +411,7 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
       }
       const shimFailed = outcome !== undefined && !outcome.ok;
       if (wantMetricsNow || shimFailed) {
-        const text = await attempt('GetMetrics', client, () => client.getMetrics(callOpts));
+        const text = await attempt('GetMetrics', client, () => client.getMetrics(fallbackOpts));
         if (text !== undefined) {
           result.chunk = { text, sandbox: sb };
           if (outcome?.ok) result.chunk.skipFamilies = outcome.families;

@@ -6,6 +6,7 @@
  * The returned Duplex is paused (call resume() or attach a reader that does) and ready for ttrpc.
  */
 import * as net from 'node:net';
+import { usableUnixPath, type UsableUnixPath } from '../util/unix-path';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { KataMonitorError, errnoCode, getErrorMessage } from '../errors';
@@ -55,7 +56,17 @@ function dialUnix(
   handshake: string | undefined,
 ): Promise<Duplex> {
   return new Promise<Duplex>((resolve, reject) => {
-    const sock = net.createConnection({ path: socketPath });
+    // Paths over the sun_path limit are reached through their directory's descriptor (src/util/unix-path.ts).
+    let usable: UsableUnixPath;
+    try {
+      usable = usableUnixPath(socketPath);
+    } catch (err) {
+      reject(unreachable(addr, err as Error));
+      return;
+    }
+    const sock = net.createConnection({ path: usable.path });
+    sock.once('connect', usable.release);
+    sock.once('close', usable.release);
     let settled = false;
     let line = Buffer.alloc(0);
     const finish = (err: KataMonitorError | null): void => {

@@ -73,6 +73,25 @@ export function acceptsGzip(header: string | string[] | undefined): boolean {
 }
 
 /** The collection budget: min(shimTimeoutMs, header × 1000 − margin), at least MIN_COLLECTION_MS. Pure. */
+/**
+ * How long extra sources may take (the agent fallback for a shim that failed at its deadline): the rest of
+ * Prometheus' scrape timeout minus the margin when it says, else the shim timeout plus AGENT_FALLBACK_MS.
+ */
+export function sourcesTimeoutMs(
+  collectionMs: number,
+  scrapeTimeoutHeader: string | string[] | undefined,
+): number {
+  const raw = Array.isArray(scrapeTimeoutHeader) ? scrapeTimeoutHeader[0] : scrapeTimeoutHeader;
+  const seconds = raw === undefined || raw.trim() === '' ? NaN : Number(raw);
+  if (Number.isFinite(seconds) && seconds > 0) {
+    return Math.max(collectionMs, Math.floor(seconds * 1000 - SCRAPE_TIMEOUT_MARGIN_MS));
+  }
+  return collectionMs + AGENT_FALLBACK_MS;
+}
+
+/** Extra time for the agent fallback when the client gives no scrape timeout, ms. */
+export const AGENT_FALLBACK_MS = 2000;
+
 export function collectionTimeoutMs(
   shimTimeoutMs: number,
   scrapeTimeoutHeader: string | string[] | undefined,
@@ -119,6 +138,7 @@ export function createMetricsHandler(
       deps.config.shimTimeoutMs,
       req.headers['x-prometheus-scrape-timeout-seconds'],
     );
+    const extraMs = sourcesTimeoutMs(timeoutMs, req.headers['x-prometheus-scrape-timeout-seconds']);
     const sandboxId = url.searchParams.get('sandbox');
 
     let collection: Collection;
@@ -133,7 +153,7 @@ export function createMetricsHandler(
         plain(res, 404, `unknown sandbox ${sandboxId}`);
         return;
       }
-      collection = await collector.collectOne(sb, timeoutMs);
+      collection = await collector.collectOne(sb, timeoutMs, extraMs);
       const outcome = collection.outcomes.get(sandboxId);
       if (outcome && !outcome.ok) {
         plain(res, 502, `sandbox ${sandboxId} could not be scraped (${outcome.reason}): ${outcome.message}`);
@@ -141,7 +161,7 @@ export function createMetricsHandler(
       }
       part = p => p.sandboxId === sandboxId;
     } else {
-      collection = await collector.collectAll(deps.listSandboxes(), timeoutMs);
+      collection = await collector.collectAll(deps.listSandboxes(), timeoutMs, extraMs);
     }
 
     const families = selectFamilies(collection.families, { prefixes, part });

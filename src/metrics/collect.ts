@@ -218,10 +218,14 @@ export class Collector {
    * Collect from every sandbox (plus the extra sources and the daemon's own registry). If an aggregated
    * collection is already running, its result is shared instead (its sandbox list and deadline apply).
    */
-  collectAll(sandboxes: readonly SandboxInfo[], timeoutMs: number): Promise<Collection> {
+  collectAll(
+    sandboxes: readonly SandboxInfo[],
+    timeoutMs: number,
+    sourcesTimeoutMs: number = timeoutMs,
+  ): Promise<Collection> {
     if (this.running) return this.running.promise;
     const sorted = sortById(sandboxes);
-    const promise = this.run(sorted, timeoutMs, true).finally(() => {
+    const promise = this.run(sorted, timeoutMs, true, sourcesTimeoutMs).finally(() => {
       if (this.running?.promise === promise) this.running = undefined;
     });
     this.running = { promise, ids: new Set(sorted.map(s => s.id)) };
@@ -229,23 +233,32 @@ export class Collector {
   }
 
   /** Collect one sandbox (for `?sandbox=`); shares a running aggregated or single collection covering it. */
-  collectOne(sb: SandboxInfo, timeoutMs: number): Promise<Collection> {
+  collectOne(sb: SandboxInfo, timeoutMs: number, sourcesTimeoutMs: number = timeoutMs): Promise<Collection> {
     if (this.running?.ids.has(sb.id)) return this.running.promise;
     const existing = this.runningOne.get(sb.id);
     if (existing) return existing;
-    const promise = this.run([sb], timeoutMs, false).finally(() => {
+    const promise = this.run([sb], timeoutMs, false, sourcesTimeoutMs).finally(() => {
       if (this.runningOne.get(sb.id) === promise) this.runningOne.delete(sb.id);
     });
     this.runningOne.set(sb.id, promise);
     return promise;
   }
 
-  private async run(sbs: SandboxInfo[], timeoutMs: number, aggregated: boolean): Promise<Collection> {
-    const deadline = Date.now() + timeoutMs;
+  private async run(
+    sbs: SandboxInfo[],
+    timeoutMs: number,
+    aggregated: boolean,
+    sourcesTimeoutMs: number,
+  ): Promise<Collection> {
+    const start = Date.now();
+    // Shims keep to `deadline`; sources may use the rest of what Prometheus allows (`sourcesDeadline`), so a
+    // source can still answer for a sandbox whose shim only failed at the shim deadline (agent fallback).
+    const deadline = start + timeoutMs;
+    const sourcesDeadline = start + Math.max(timeoutMs, sourcesTimeoutMs);
     const ac = new AbortController();
     // Every in-flight shim request, slot waiter and source listens on this one signal: no leak warning.
     setMaxListeners(0, ac.signal);
-    const timer = setTimeout(() => ac.abort(), timeoutMs);
+    const timer = setTimeout(() => ac.abort(), sourcesDeadline - start);
     try {
       const settle = new Map<string, (o: ShimOutcome) => void>();
       const outcomePromises = new Map<string, Promise<ShimOutcome>>();
@@ -270,9 +283,10 @@ export class Collector {
           outcomePromises.get(id) ??
           Promise.resolve(failure('gone', `sandbox ${id} is not part of this collection`, 0)),
         signal: ac.signal,
-        deadline,
+        deadline: sourcesDeadline,
+        shimDeadline: deadline,
       };
-      const sourceRuns = this.sources.map(src => this.runSource(src, ctx, deadline + SOURCE_GRACE_MS));
+      const sourceRuns = this.sources.map(src => this.runSource(src, ctx, sourcesDeadline + SOURCE_GRACE_MS));
       const shimResults = await Promise.all(scrapes);
       const chunkLists = await Promise.all(sourceRuns);
       clearTimeout(timer);

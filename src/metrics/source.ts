@@ -38,8 +38,13 @@ export interface CollectContext {
   shimOutcome(sandboxId: string): Promise<ShimOutcome>;
   /** Aborted when the collection's deadline is reached; a source must resolve soon after. */
   signal: AbortSignal;
-  /** Absolute deadline (Date.now() based) of this collection. */
+  /**
+   * Absolute deadline (Date.now() based) of this collection: what a source has for work that can only start
+   * once a shim failed (the agent fallback). Later than `shimDeadline` when Prometheus allows it.
+   */
   deadline: number;
+  /** Absolute deadline of the shim scrapes (default `deadline`); work that runs alongside them keeps to it. */
+  shimDeadline?: number;
 }
 
 /** A producer of extra families, called once per collection, concurrently with the shim scrapes. */

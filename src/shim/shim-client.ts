@@ -4,6 +4,7 @@
  * and the status code checked: a 404 or 500 from a shim is an error, never data.
  */
 import * as http from 'node:http';
+import { usableUnixPath, type UsableUnixPath } from '../util/unix-path';
 import { KataMonitorError, errnoCode, getErrorMessage, type ErrorCode } from '../errors';
 import type { ScrapeErrorReason } from '../types';
 
@@ -105,14 +106,23 @@ export function shimRequest(
           `request to ${socketPath}${path} cancelled: scrape deadline reached`,
         ),
       );
+    let usable: UsableUnixPath;
+    try {
+      usable = usableUnixPath(socketPath);
+    } catch (err) {
+      reject(classifyTransportError(err, socketPath));
+      return;
+    }
     const req = http.request({
-      socketPath,
+      socketPath: usable.path,
       path,
       method: opts.method ?? 'GET',
       host: 'shim',
       agent: false,
       headers: { Connection: 'close', Host: 'shim' },
     });
+    req.once('socket', sock => sock.once('connect', usable.release));
+    req.once('close', usable.release);
     const timer = setTimeout(
       () =>
         finish(
@@ -194,13 +204,22 @@ export function shimStream(
   opts: { timeoutMs: number; headers?: http.OutgoingHttpHeaders },
 ): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
+    let usable: UsableUnixPath;
+    try {
+      usable = usableUnixPath(socketPath);
+    } catch (err) {
+      reject(classifyTransportError(err, socketPath));
+      return;
+    }
     const req = http.request({
-      socketPath,
+      socketPath: usable.path,
       path,
       method: 'GET',
       agent: false,
       headers: { ...opts.headers, Connection: 'close', Host: 'shim' },
     });
+    req.once('socket', sock => sock.once('connect', usable.release));
+    req.once('close', usable.release);
     const timer = setTimeout(() => {
       const err = new ShimError(
         'SHIM_TIMEOUT',

@@ -2,6 +2,7 @@
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { SimSandbox } from '../../src/sim/types';
+import { usableUnixPath } from '../../src/util/unix-path';
 
 export function hexId(n: number): string {
   return n.toString(16).padStart(2, '0').repeat(32);
@@ -52,7 +53,9 @@ export async function rawServer(
     s.on('error', () => undefined);
     onConn(s);
   });
-  await new Promise<void>(r => server.listen(socketPath, r));
+  const bind = usableUnixPath(socketPath);
+  await new Promise<void>(r => server.listen(bind.path, r));
+  bind.release();
   return {
     sockets,
     close: async () => {

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { PROTO_DIR } from '../../src/util/proto-path';
+import { usableUnixPath } from '../../src/util/unix-path';
 
 export const hexId = (n: number): string => n.toString(16).padStart(64, '0');
 
@@ -39,7 +40,12 @@ export class FakeShim {
   listen(): Promise<this> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(this.socketPath, () => resolve(this));
+      // Bound like the real shims and the simulator: a path over sun_path goes through its directory.
+      const bind = usableUnixPath(this.socketPath);
+      this.server.listen(bind.path, () => {
+        bind.release();
+        resolve(this);
+      });
     });
   }
   close(): Promise<void> {

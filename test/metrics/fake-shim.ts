@@ -7,6 +7,7 @@ import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import * as path from 'node:path';
 import type { SandboxInfo } from '../../src/types';
+import { usableUnixPath } from '../../src/util/unix-path';
 
 export type FakeBehaviour =
   | { kind: 'body'; body: string }
@@ -73,7 +74,11 @@ export async function startFakeShim(
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path.join(dir, 'shim-monitor.sock'), () => resolve());
+    const bind = usableUnixPath(path.join(dir, 'shim-monitor.sock'));
+    server.listen(bind.path, () => {
+      bind.release();
+      resolve();
+    });
   });
   shim.close = () =>
     new Promise<void>(resolve => {
