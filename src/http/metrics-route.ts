@@ -178,7 +178,7 @@ export function createMetricsHandler(
       return;
     }
     if (!gzip) {
-      await writeFamilies(families, res);
+      await writeFamilies(families, res, { recycleChunks: true });
       if (!res.destroyed) res.end();
       return;
     }
@@ -189,7 +189,7 @@ export function createMetricsHandler(
         resolve();
       });
     });
-    await writeFamilies(families, gz);
+    await writeFamilies(families, gz, { recycleChunks: true });
     if (!gz.destroyed) gz.end();
     await piped;
   }

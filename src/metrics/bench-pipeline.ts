@@ -165,7 +165,10 @@ async function round(
   const parts: MergePart[] = [];
   for (let i = 0; i < bodies.length; i++) {
     const ascii = textIsAscii(bodies[i]!);
-    const exposition = await parseYielding(bodies[i]!.toString(ascii ? 'latin1' : 'utf8'));
+    const body = bodies[i]!;
+    const exposition = ascii
+      ? await parseYielding(body.toString('latin1'), body)
+      : await parseYielding(body.toString('utf8'));
     renameRuntimeFamilies(exposition);
     resolveLabelCollisions(exposition);
     const id = i.toString(16).padStart(64, '0');

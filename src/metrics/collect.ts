@@ -91,9 +91,12 @@ export function sortById(sbs: readonly SandboxInfo[]): SandboxInfo[] {
   return [...sbs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-/** Parse a whole text, yielding to the event loop every PARSE_SLICE_LINES lines. */
-export async function parseYielding(text: string): Promise<ParsedExposition> {
-  const p = new ExpositionParser(text);
+/**
+ * Parse a whole text, yielding to the event loop every PARSE_SLICE_LINES lines. `bytes`: see ExpositionParser
+ * (only an ASCII Buffer `text` was latin1-decoded from).
+ */
+export async function parseYielding(text: string, bytes?: Buffer): Promise<ParsedExposition> {
+  const p = new ExpositionParser(text, bytes);
   while (!p.parseSome(PARSE_SLICE_LINES)) await nextTick();
   return p.result();
 }
@@ -376,7 +379,9 @@ export class Collector {
     let exposition: ParsedExposition;
     const ascii = isAscii(body);
     try {
-      exposition = await parseYielding(body.toString(ascii ? 'latin1' : 'utf8'));
+      exposition = ascii
+        ? await parseYielding(body.toString('latin1'), body)
+        : await parseYielding(body.toString('utf8'));
     } catch (err) {
       const msg =
         err instanceof ParseError ? `shim body does not parse: ${err.message}` : getErrorMessage(err);
@@ -429,9 +434,12 @@ export class Collector {
         let exposition: ParsedExposition;
         const ascii = textIsAscii(chunk.text);
         try {
-          exposition = await parseYielding(
-            typeof chunk.text === 'string' ? chunk.text : chunk.text.toString('utf8'),
-          );
+          exposition =
+            typeof chunk.text === 'string'
+              ? await parseYielding(chunk.text)
+              : ascii
+                ? await parseYielding(chunk.text.toString('latin1'), chunk.text)
+                : await parseYielding(chunk.text.toString('utf8'));
         } catch (err) {
           this.logger.warn('extra metrics source gave text that does not parse; chunk ignored', {
             source: srcName,

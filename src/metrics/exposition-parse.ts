@@ -50,6 +50,12 @@ export interface ParsedFamily {
    * rebuilt by relabel.ts for a family whose lines had to be rewritten.
    */
   text: string;
+  /**
+   * The bytes `text` was decoded from, when offsets into `text` are byte offsets too (an ASCII body decoded as
+   * latin1): the writer then copies sample bytes instead of building strings. Undefined once relabel.ts
+   * rebuilt the text, and for parsed strings.
+   */
+  bytes?: Buffer;
   /** Per sample, in body order: offset in `text` where its line starts (leading blanks skipped). */
   starts: number[];
   /** Per sample: offset in `text` where its line ends (exclusive; before `\r`/`\n`). */
@@ -232,7 +238,14 @@ export class ExpositionParser {
   /** Cached result of the last backslash search (-1: none left in the text). */
   private backslashAt: number;
 
-  constructor(private readonly text: string) {
+  /**
+   * `bytes`, when given, must be what `text` was decoded from with the same offsets (an ASCII Buffer decoded as
+   * latin1); families keep a reference to it for the byte writer.
+   */
+  constructor(
+    private readonly text: string,
+    private readonly bytes?: Buffer,
+  ) {
     this.backslashAt = text.indexOf('\\');
   }
 
@@ -277,6 +290,7 @@ export class ExpositionParser {
         type: 'untyped',
         help: undefined,
         text: this.text,
+        bytes: this.bytes,
         starts: [],
         ends: [],
         meta: [],
@@ -543,8 +557,8 @@ export function sampleLines(f: ParsedFamily): string[] {
 }
 
 /** Parse a whole exposition. Throws ParseError with the 1-based line number. */
-export function parseExposition(text: string): ParsedExposition {
-  const p = new ExpositionParser(text);
+export function parseExposition(text: string, bytes?: Buffer): ParsedExposition {
+  const p = new ExpositionParser(text, bytes);
   p.parseSome(Number.POSITIVE_INFINITY);
   return p.result();
 }

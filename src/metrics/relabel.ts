@@ -177,6 +177,7 @@ export function resolveLabelCollisions(exp: ParsedExposition): number {
       offset++; // the joining newline
     }
     f.text = lines.join('\n');
+    f.bytes = undefined; // offsets now point into the rebuilt text only
   }
   return n;
 }

@@ -3,12 +3,13 @@ import * as zlib from 'node:zlib';
 import { parseExposition } from '../../src/metrics/exposition-parse';
 import {
   familiesToString,
+  renderByteChunks,
   renderChunks,
   renderTaggedChunks,
   writeFamilies,
 } from '../../src/metrics/exposition-write';
 import { mergeParts, type MergedFamily } from '../../src/metrics/merge';
-import { sandboxLabelText } from '../../src/metrics/relabel';
+import { renameRuntimeFamilies, resolveLabelCollisions, sandboxLabelText } from '../../src/metrics/relabel';
 
 function bigFamilies(nSandboxes: number, perSandbox: number): MergedFamily[] {
   const parts = [];
@@ -144,5 +145,111 @@ describe('ASCII tagging (latin1 fast path)', () => {
     expect(bytes.equals(Buffer.from(familiesToString(fams), 'utf8'))).toBe(true);
     expect(bytes.toString('utf8')).toContain('m{item="\u00e9\u6f22",sandbox_id="sb1",');
     expect(bytes.toString('utf8')).toContain('n{pod="\u00fc"} 3\n');
+  });
+});
+
+describe('byte writer (samples copied from the body Buffer)', () => {
+  /** Parse like the collector does: ASCII bodies keep their Buffer, others are decoded as UTF-8. */
+  function shimPart(body: string, i: number, labels = sandboxLabelText({ id: `sb${i}` })) {
+    const buf = Buffer.from(body, 'utf8');
+    const ascii = buf.every(b => b < 128);
+    const exposition = ascii ? parseExposition(buf.toString('latin1'), buf) : parseExposition(body);
+    renameRuntimeFamilies(exposition);
+    resolveLabelCollisions(exposition);
+    return { exposition, labels, sandboxId: `sb${i}`, origin: `sb${i}`, ascii };
+  }
+
+  const body = [
+    '# HELP go_goroutines Number of goroutines.',
+    '# TYPE go_goroutines gauge',
+    'go_goroutines 12',
+    '# TYPE kata_x counter',
+    'kata_x{a="1"} 1',
+    'kata_x{a="2",} 2 1700000000000',
+    'kata_x{} 3',
+    'kata_x   4',
+    '# TYPE coll gauge',
+    'coll{sandbox_id="inner",k="v"} 5',
+    'coll{k="w"} 6',
+    `long{v="${'x'.repeat(400)}"} 7`,
+    '',
+  ].join('\n');
+
+  it('keeps the body Buffer only while offsets are byte offsets', () => {
+    const p = shimPart(body, 0);
+    const fams = p.exposition.families;
+    expect(fams.get('kata_shim_go_goroutines')!.bytes).toBeDefined();
+    expect(fams.get('kata_x')!.bytes).toBeDefined();
+    expect(fams.get('coll')!.bytes).toBeUndefined(); // rebuilt by resolveLabelCollisions
+  });
+
+  it('writes exactly the bytes of the string renderer, whatever the chunk size', () => {
+    const parts = [
+      shimPart(body, 0),
+      shimPart('# HELP kata_x Gr\u00fc\u00dfe.\n# TYPE kata_x counter\nkata_x{a="\u00e9"} 9\n', 1),
+      shimPart(body, 2, 'pod="\u00fc",ns="n\\"q\\""'),
+      shimPart(body, 3, ''),
+      { ...shimPart(body, 4), ascii: undefined },
+    ];
+    const fams = mergeParts(parts).families;
+    const expected = Buffer.from(familiesToString(fams), 'utf8');
+    const text = expected.toString('utf8');
+    const l0 = sandboxLabelText({ id: 'sb0' });
+    expect(text).toContain(`kata_shim_go_goroutines{${l0}} 12\n`);
+    expect(text).toContain(`kata_x{a="2",${l0}} 2 1700000000000\n`);
+    expect(text).toContain(`kata_x{${l0}} 3\n`);
+    expect(text).toContain(`kata_x{${l0}}   4\n`);
+    expect(text).toContain(`coll{exported_sandbox_id="inner",k="v",${l0}} 5\n`);
+    expect(text).toContain('kata_x{a="\u00e9",sandbox_id="sb1",');
+    expect(text).toContain('kata_x{a="1",pod="\u00fc",ns="n\\"q\\""} 1\n');
+    expect(text).toContain('kata_x{a="1"} 1\n');
+    for (const size of [256, 1000, 4096, 64 * 1024]) {
+      const chunks = [...renderByteChunks(fams, size)];
+      expect(Buffer.concat(chunks).equals(expected)).toBe(true);
+      for (const c of chunks) {
+        expect(c[c.length - 1]).toBe(10);
+        // only a single line longer than a chunk may exceed the size
+        if (c.length > size) expect(c.indexOf(10)).toBe(c.length - 1);
+      }
+      if (size === 256) expect(chunks.length).toBeGreaterThan(10);
+    }
+  });
+
+  it('recycles chunks only after the sink is done with them (gzip and a slow Writable)', async () => {
+    const fams = mergeParts(Array.from({ length: 20 }, (_, i) => shimPart(body, i))).families;
+    const expected = Buffer.from(familiesToString(fams), 'utf8');
+    const gz = zlib.createGzip({ level: 1 });
+    const out: Buffer[] = [];
+    gz.on('data', (b: Buffer) => out.push(b));
+    const ended = new Promise(resolve => gz.on('end', resolve));
+    const r = await writeFamilies(fams, gz, { chunkChars: 1024, recycleChunks: true });
+    gz.end();
+    await ended;
+    expect(r.completed).toBe(true);
+    expect(zlib.gunzipSync(Buffer.concat(out)).equals(expected)).toBe(true);
+
+    // A sink that copies in _write (as sockets and zlib do) and calls back later.
+    const copies: Buffer[] = [];
+    const slow = new Writable({
+      highWaterMark: 2048,
+      write(chunk: Buffer, _enc, cb) {
+        const copy = Buffer.from(chunk);
+        setTimeout(() => {
+          copies.push(copy);
+          cb();
+        }, 1);
+      },
+    });
+    await writeFamilies(fams, slow, { chunkChars: 1024, recycleChunks: true });
+    await new Promise<void>(resolve => slow.end(resolve));
+    expect(Buffer.concat(copies).equals(expected)).toBe(true);
+  });
+
+  it('never reuses a chunk it handed out (a stream may still hold it)', () => {
+    const fams = mergeParts([shimPart(body, 0), shimPart(body, 1), shimPart(body, 2)]).families;
+    const seen: Array<{ chunk: Buffer; copy: Buffer }> = [];
+    for (const chunk of renderByteChunks(fams, 300)) seen.push({ chunk, copy: Buffer.from(chunk) });
+    expect(seen.length).toBeGreaterThan(5);
+    for (const { chunk, copy } of seen) expect(chunk.equals(copy)).toBe(true);
   });
 });
