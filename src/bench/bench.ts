@@ -288,6 +288,8 @@ async function runScenario(sc: Scenario): Promise<Row> {
       if (line.startsWith('kata_monitor_sandbox_up{') && line.endsWith(' 1')) up++;
       if (line.startsWith('kata_monitor_nodejs_eventloop_lag_p99_seconds'))
         lag = Number(line.split(' ').pop()) * 1000;
+      if (line.startsWith('kata_monitor_host_collection_duration_seconds '))
+        hostMs = Number(line.split(' ').pop()) * 1000;
     }
     return {
       scenario: sc.name,
