@@ -36,6 +36,7 @@ interface Container {
   resources: { requests: Record<string, string>; limits: Record<string, string> };
   securityContext: Record<string, unknown> & { capabilities?: { drop?: string[]; add?: string[] } };
   volumeMounts: VolumeMount[];
+  env?: { name: string; value?: string }[];
 }
 interface PodSpec {
   hostPID?: boolean;
@@ -199,8 +200,11 @@ describe('DaemonSet against the daemon', () => {
       allowPrivilegeEscalation: false,
     });
     expect(sc.capabilities?.drop).toEqual(['ALL']);
-    expect(container.resources.requests).toEqual({ cpu: '100m', memory: '128Mi' });
-    expect(container.resources.limits).toEqual({ cpu: '500m', memory: '256Mi' });
+    expect(container.resources.requests).toEqual({ cpu: '100m', memory: '256Mi' });
+    expect(container.resources.limits).toEqual({ cpu: '1', memory: '512Mi' });
+    // V8's old-space cap stays under the memory limit, so the heap is collected before the cgroup kills it.
+    const nodeOptions = (container.env ?? []).find(e => e.name === 'NODE_OPTIONS')?.value;
+    expect(Number(/--max-old-space-size=(\d+)/.exec(nodeOptions ?? '')?.[1])).toBeLessThan(512);
   });
 
   it('the Service and the PodMonitor select the DaemonSet pods on the named port', () => {
