@@ -127,12 +127,40 @@ function peakRssMb(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/** Children still running; killed (whole process groups) if the driver exits early, so none is orphaned. */
+const running = new Set<ChildProcess>();
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Node directories of scenarios still running; removed if the driver exits early. */
+const nodeDirs = new Set<string>();
+
+process.on('exit', () => {
+  for (const c of running) killGroup(c, 'SIGKILL');
+  for (const d of nodeDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    for (const c of running) killGroup(c, 'SIGTERM');
+    process.exit(130);
+  });
+}
+
 function startProcess(args: string[], label: string): ChildProcess {
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   child.stderr?.on('data', (d: Buffer) => {
     if (process.env.BENCH_VERBOSE) process.stderr.write(`[${label}] ${d.toString()}`);
   });
@@ -177,6 +205,7 @@ function shimSockets(dir: string): string[] {
 
 async function runScenario(sc: Scenario): Promise<Row> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kmb-'));
+  nodeDirs.add(dir);
   const simArgs = ['bin/kata-sim', '--dir', dir, '--sandboxes', String(sc.sandboxes), '--seed', '42'];
   if (sc.faults) simArgs.push('--faults', sc.faults);
   const sim = startProcess(simArgs, 'sim');
@@ -313,6 +342,7 @@ async function runScenario(sc: Scenario): Promise<Row> {
     if (daemon) await stopProcess(daemon);
     await stopProcess(sim);
     fs.rmSync(dir, { recursive: true, force: true });
+    nodeDirs.delete(dir);
   }
 }
 
