@@ -133,6 +133,8 @@ describe('host collector on fixture trees', () => {
       expect(text).toContain(`# TYPE ${F.podMem} gauge`);
       // no read errors on a complete tree
       expect([...s.keys()].filter(k => k.startsWith(F.readErrors))).toEqual([]);
+      // the collector reports its own duration, a non-negative number of seconds
+      expect(s.get(F.duration)).toBeGreaterThanOrEqual(0);
     },
   );
 
