@@ -7,7 +7,7 @@
  */
 import { Writable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { parseYielding, textIsAscii } from './collect';
+import { ExpositionParser, reparse, type ParseTemplate } from './exposition-parse';
 import { writeFamilies } from './exposition-write';
 import { mergeParts, type MergePart } from './merge';
 import { renameRuntimeFamilies, resolveLabelCollisions, sandboxLabelText } from './relabel';
@@ -34,6 +34,19 @@ class NullSink extends Writable {
   }
 }
 
+/** Per body, the template of its first parse (as the collector keeps one per sandbox). */
+const templates = new Map<number, ParseTemplate>();
+
+function parseBody(i: number, body: Buffer): ReturnType<ExpositionParser['result']> {
+  const t = templates.get(i);
+  const quick = t ? reparse(t, body) : undefined;
+  if (quick) return quick;
+  const p = new ExpositionParser(body);
+  p.parseSome(Number.POSITIVE_INFINITY);
+  templates.set(i, p.template());
+  return p.result();
+}
+
 async function round(
   bodies: Buffer[],
   gzip: boolean,
@@ -42,11 +55,7 @@ async function round(
   const c0 = process.cpuUsage();
   const parts: MergePart[] = [];
   for (let i = 0; i < bodies.length; i++) {
-    const ascii = textIsAscii(bodies[i]!);
-    const body = bodies[i]!;
-    const exposition = ascii
-      ? await parseYielding(body.toString('latin1'), body)
-      : await parseYielding(body.toString('utf8'));
+    const exposition = parseBody(i, bodies[i]!);
     renameRuntimeFamilies(exposition);
     resolveLabelCollisions(exposition);
     const id = i.toString(16).padStart(64, '0');
@@ -55,7 +64,7 @@ async function round(
       cri: { uid: `uid-${i}-0000-0000-0000-000000000000`, name: `pod-${i}`, namespace: 'default' },
     };
     const labels = sandboxLabelText(sb);
-    parts.push({ exposition, labels, sandboxId: id, origin: id, ascii: ascii && textIsAscii(labels) });
+    parts.push({ exposition, labels, sandboxId: id, origin: id });
   }
   const families = mergeParts(parts).families;
   const sink = new NullSink();

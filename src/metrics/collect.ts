@@ -5,14 +5,19 @@
  * Failure is data: a collection never rejects because of a sandbox or a source; each sandbox gets an outcome.
  * Requests arriving while an aggregated collection runs share it (single flight).
  */
-import { isAscii } from 'node:buffer';
 import { setMaxListeners } from 'node:events';
 import * as path from 'node:path';
 import { getErrorMessage } from '../errors';
 import type { Logger } from '../log';
 import { SHIM_SOCKET_NAME, ShimError, classifyTransportError, shimRequest } from '../shim/shim-client';
 import type { SandboxInfo, ScrapeErrorReason } from '../types';
-import { ExpositionParser, ParseError, type ParsedExposition } from './exposition-parse';
+import {
+  ExpositionParser,
+  ParseError,
+  reparse,
+  type ParseTemplate,
+  type ParsedExposition,
+} from './exposition-parse';
 import { mergeParts, type MergePart, type MergedFamily } from './merge';
 import { dropFamilies, renameRuntimeFamilies, resolveLabelCollisions, sandboxLabelText } from './relabel';
 import type { SelfMetrics } from './self-metrics';
@@ -92,11 +97,11 @@ export function sortById(sbs: readonly SandboxInfo[]): SandboxInfo[] {
 }
 
 /**
- * Parse a whole text, yielding to the event loop every PARSE_SLICE_LINES lines. `bytes`: see ExpositionParser
- * (only an ASCII Buffer `text` was latin1-decoded from).
+ * Parse a whole body, yielding to the event loop every PARSE_SLICE_LINES lines (a shim body of usual size is
+ * one slice). The families point into `body`: it must not change afterwards.
  */
-export async function parseYielding(text: string, bytes?: Buffer): Promise<ParsedExposition> {
-  const p = new ExpositionParser(text, bytes);
+export async function parseYielding(body: Buffer | string): Promise<ParsedExposition> {
+  const p = new ExpositionParser(typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
   while (!p.parseSome(PARSE_SLICE_LINES)) await nextTick();
   return p.result();
 }
@@ -109,15 +114,6 @@ interface ShimResult {
   sb: SandboxInfo;
   outcome: ShimOutcome;
   exposition?: ParsedExposition;
-  /** Whether the shim's body was pure ASCII (see MergePart.ascii). */
-  ascii?: boolean;
-}
-
-const NON_ASCII = /[\u0080-\uffff]/;
-
-/** Whether a text is pure ASCII: natively on bytes, by a regex on strings. */
-export function textIsAscii(text: string | Buffer): boolean {
-  return typeof text === 'string' ? !NON_ASCII.test(text) : isAscii(text);
 }
 
 /** A FIFO counting semaphore whose waiters give up when a signal aborts. */
@@ -208,6 +204,8 @@ export class Collector {
   private readonly runningOne = new Map<string, Promise<Collection>>();
   /** Label sets under which per-sandbox self metrics were last set, to remove them when a sandbox goes. */
   private readonly known = new Map<string, Record<string, string>>();
+  /** Per sandbox, its last fully parsed body: the next body with the same series is checked, not parsed. */
+  private readonly templates = new Map<string, ParseTemplate>();
 
   constructor(private readonly deps: CollectorDeps) {
     this.logger = deps.logger.child({ component: 'metrics-collect' });
@@ -321,7 +319,6 @@ export class Collector {
             labels,
             sandboxId: r.sb.id,
             origin: r.sb.id,
-            ascii: r.ascii === true && textIsAscii(labels),
           });
         }
         const extra = chunkParts.bySandbox.get(r.sb.id);
@@ -377,11 +374,8 @@ export class Collector {
       this.slots.release();
     }
     let exposition: ParsedExposition;
-    const ascii = isAscii(body);
     try {
-      exposition = ascii
-        ? await parseYielding(body.toString('latin1'), body)
-        : await parseYielding(body.toString('utf8'));
+      exposition = await this.parseShimBody(sb.id, body);
     } catch (err) {
       const msg =
         err instanceof ParseError ? `shim body does not parse: ${err.message}` : getErrorMessage(err);
@@ -392,9 +386,21 @@ export class Collector {
     return {
       sb,
       exposition,
-      ascii,
       outcome: { ok: true, durationMs: Date.now() - t0, families: new Set(exposition.families.keys()) },
     };
+  }
+
+  /** Parse a shim body: against the sandbox's template when it matches, else in full (a new template). */
+  private async parseShimBody(id: string, body: Buffer): Promise<ParsedExposition> {
+    const template = this.templates.get(id);
+    if (template) {
+      const quick = reparse(template, body);
+      if (quick) return quick;
+    }
+    const p = new ExpositionParser(body);
+    while (!p.parseSome(PARSE_SLICE_LINES)) await nextTick();
+    this.templates.set(id, p.template());
+    return p.result();
   }
 
   private async runSource(
@@ -432,14 +438,8 @@ export class Collector {
       const srcName = this.sources[s]?.name ?? String(s);
       for (const chunk of lists[s] ?? []) {
         let exposition: ParsedExposition;
-        const ascii = textIsAscii(chunk.text);
         try {
-          exposition =
-            typeof chunk.text === 'string'
-              ? await parseYielding(chunk.text)
-              : ascii
-                ? await parseYielding(chunk.text.toString('latin1'), chunk.text)
-                : await parseYielding(chunk.text.toString('utf8'));
+          exposition = await parseYielding(chunk.text);
         } catch (err) {
           this.logger.warn('extra metrics source gave text that does not parse; chunk ignored', {
             source: srcName,
@@ -460,13 +460,12 @@ export class Collector {
             labels,
             sandboxId: chunk.sandbox.id,
             origin: `source:${srcName}`,
-            ascii: ascii && textIsAscii(labels),
           };
           const list = bySandbox.get(chunk.sandbox.id);
           if (list) list.push(part);
           else bySandbox.set(chunk.sandbox.id, [part]);
         } else {
-          unlabelled.push({ exposition, labels: '', origin: `source:${srcName}`, ascii });
+          unlabelled.push({ exposition, labels: '', origin: `source:${srcName}` });
         }
       }
     }
@@ -476,7 +475,7 @@ export class Collector {
   private async selfPart(): Promise<MergePart | undefined> {
     try {
       const text = await this.deps.self.registry.metrics();
-      return { exposition: await parseYielding(text), labels: '', origin: 'self', ascii: textIsAscii(text) };
+      return { exposition: await parseYielding(text), labels: '', origin: 'self' };
     } catch (err) {
       this.logger.error('own metrics registry could not be rendered; left out', { err });
       return undefined;
@@ -515,6 +514,7 @@ export class Collector {
       m.sandboxScrapeDurationSeconds.remove(labels);
       for (const reason of ALL_REASONS) m.sandboxScrapeErrorsTotal.remove({ sandbox_id: id, reason });
       this.known.delete(id);
+      this.templates.delete(id);
     }
   }
 }

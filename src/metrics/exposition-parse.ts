@@ -1,15 +1,18 @@
 /**
- * Prometheus text format 0.0.4 → families (pure).
+ * Prometheus text format 0.0.4 → families (pure), on bytes.
  *
- * Samples are NOT turned into objects: each sample stays its original line text, plus one number that records
- * where the label set ends (so the sandbox labels can be spliced in textually) and a few flags. Labels are
- * scanned (validated) but never materialised, except by relabel.ts for the rare line that already carries
- * one of our label names.
+ * A body is parsed where it lies, in the Buffer it arrived in: no string is made of it, and samples are NOT
+ * turned into objects. Each sample is three integers in one table per body (where its line starts, where it
+ * ends, and where the sandbox labels get spliced in plus a few flags); each family is a list of runs of
+ * consecutive table rows. Strings are made only for family names and HELP texts. Labels are scanned
+ * (validated) but never materialised, except by relabel.ts for the rare line that already carries one of our
+ * label names.
  *
  * The accepted language follows what Prometheus' Go text parser (expfmt.TextParser, used by
  * `promtool check metrics`) accepts, so whatever we re-emit parses there too. A body that does not parse
  * throws a ParseError naming the 1-based line number.
  */
+import { isAscii, isUtf8 } from 'node:buffer';
 import type { MetricType } from './text-builder';
 
 /** Label names kata-monitor appends; a line already carrying one is flagged (see FLAG_COLLISION). */
@@ -28,16 +31,26 @@ export const FLAG_NEED_COMMA = 2;
 export const FLAG_COLLISION = 4;
 const FLAG_BITS = 8;
 
-/** Where labels are spliced into a sample line: index of `}` (braces) or end of the metric name. */
+/** Where labels are spliced into a sample line, relative to its start: index of `}` or end of the name. */
 export function splitOf(meta: number): number {
-  return Math.floor(meta / FLAG_BITS);
+  return meta >>> 3;
 }
 export function flagsOf(meta: number): number {
-  return meta % FLAG_BITS;
+  return meta & (FLAG_BITS - 1);
 }
 export function makeMeta(split: number, flags: number): number {
   return split * FLAG_BITS + flags;
 }
+
+/** Integers per sample in a SampleTable: start, end, meta. */
+export const ROW = 3;
+
+/**
+ * Per sample, ROW integers: offset in `bytes` where its line starts (leading blanks skipped), where it ends
+ * (exclusive; before `\r`/`\n`), and makeMeta(split relative to the start, flags). Shared by the families of
+ * one body.
+ */
+export type SampleTable = Int32Array;
 
 export interface ParsedFamily {
   /** Family name (after renaming, when relabel.ts renamed it). */
@@ -45,27 +58,20 @@ export interface ParsedFamily {
   type: MetricType;
   /** HELP text as written in the exposition (still escaped), undefined when the body gave none. */
   help: string | undefined;
-  /**
-   * The text the sample offsets point into: the whole body (samples are not copied out of it), or a text
-   * rebuilt by relabel.ts for a family whose lines had to be rewritten.
-   */
-  text: string;
-  /**
-   * The bytes `text` was decoded from, when offsets into `text` are byte offsets too (an ASCII body decoded as
-   * latin1): the writer then copies sample bytes instead of building strings. Undefined once relabel.ts
-   * rebuilt the text, and for parsed strings.
-   */
-  bytes?: Buffer;
-  /** Per sample, in body order: offset in `text` where its line starts (leading blanks skipped). */
-  starts: number[];
-  /** Per sample: offset in `text` where its line ends (exclusive; before `\r`/`\n`). */
-  ends: number[];
-  /** Per sample: makeMeta(split relative to the line start, flags). */
-  meta: number[];
+  /** The UTF-8 bytes the sample offsets point into (a whole body, or lines rebuilt by relabel.ts). */
+  bytes: Buffer;
+  /** The sample rows (see SampleTable); `segs` says which rows are this family's. */
+  table: SampleTable;
+  /** Runs of this family's rows in `table`, as [first, end) pairs, in body order. */
+  segs: number[];
+  /** Samples in the family (the rows the runs cover). */
+  count: number;
   /** Text to put before every sample line when writing (the rename prefix, e.g. `kata_shim_`). */
   linePrefix: string;
-  /** Whether the family was declared after some of its samples were seen (only legal for untyped). */
+  /** Whether a TYPE line declared the family. */
   typed: boolean;
+  /** Whether some sample carries FLAG_COLLISION (relabel.ts looks only at such families). */
+  collisions: boolean;
 }
 
 export interface ParsedExposition {
@@ -100,112 +106,105 @@ const C_NAME = 2;
 const C_LABEL_START = 4;
 const C_LABEL = 8;
 const C_BLANK = 16;
-/** Character classes of ASCII codes (anything else is in no class). */
-const CLASS = new Uint8Array(128);
+const C_DIGIT = 32;
+/** Character classes of bytes (anything outside ASCII is in no class). */
+const CLASS = new Uint8Array(256);
 for (let c = 0; c < 128; c++) {
   const letter = (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
   const digit = c >= 48 && c <= 57;
   let k = 0;
   if (letter || c === 58) k |= C_NAME_START | C_NAME;
-  if (digit) k |= C_NAME | C_LABEL;
+  if (digit) k |= C_NAME | C_LABEL | C_DIGIT;
   if (letter) k |= C_LABEL_START | C_LABEL;
   if (c === 32 || c === 9) k |= C_BLANK;
   CLASS[c] = k;
 }
-function isNameStart(c: number): boolean {
-  return c < 128 && (CLASS[c]! & C_NAME_START) !== 0;
-}
-function isNameChar(c: number): boolean {
-  return c < 128 && (CLASS[c]! & C_NAME) !== 0;
-}
-function isLabelStart(c: number): boolean {
-  return c < 128 && (CLASS[c]! & C_LABEL_START) !== 0;
-}
-function isLabelChar(c: number): boolean {
-  return c < 128 && (CLASS[c]! & C_LABEL) !== 0;
-}
-function isBlank(c: number): boolean {
-  return c === 32 || c === 9;
-}
-function isDigit(c: number): boolean {
-  return c >= 48 && c <= 57;
-}
+
+const HASH = 35;
+const NL = 10;
+const CR = 13;
+const OPEN = 123;
+const CLOSE = 125;
+const QUOTE = 34;
+const BACKSLASH = 92;
+const EQ = 61;
+const COMMA = 44;
+
+const B_LE = Buffer.from('le');
+const B_QUANTILE = Buffer.from('quantile');
+const B_NAME = Buffer.from('__name__');
+const B_RESERVED = [...RESERVED_LABELS].map(n => Buffer.from(n));
 
 /** Go's strconv.ParseFloat spellings we accept beyond plain decimals: Inf/Infinity/NaN (any case), hex floats. */
 const SPECIAL_FLOAT =
   /^(?:[+-]?(?:inf|infinity)|nan|[+-]?0x(?:[0-9a-f_]+\.?[0-9a-f_]*|\.[0-9a-f_]+)(?:p[+-]?[0-9_]+)?)$/i;
 
-/** Whether s[start,end) is a float Go's ParseFloat accepts (fast path: decimal without allocation). */
-function isFloat(s: string, start: number, end: number): boolean {
+/** Whether b[start,end) is a float Go's ParseFloat accepts (fast path: a decimal, without allocating). */
+function isFloat(b: Buffer, start: number, end: number): boolean {
   let i = start;
-  let c = s.charCodeAt(i);
-  if (c === 43 || c === 45) c = s.charCodeAt(++i);
+  let c = b[i]!;
+  if (c === 43 || c === 45) c = b[++i]!;
   let digits = 0;
-  while (i < end && isDigit(s.charCodeAt(i))) {
+  while (i < end && (CLASS[b[i]!]! & C_DIGIT) !== 0) {
     i++;
     digits++;
   }
-  if (i < end && s.charCodeAt(i) === 46) {
+  if (i < end && b[i] === 46) {
     i++;
-    while (i < end && isDigit(s.charCodeAt(i))) {
+    while (i < end && (CLASS[b[i]!]! & C_DIGIT) !== 0) {
       i++;
       digits++;
     }
   }
   if (digits > 0) {
     if (i === end) return true;
-    c = s.charCodeAt(i);
+    c = b[i]!;
     if (c === 101 || c === 69) {
       i++;
-      c = s.charCodeAt(i);
+      c = b[i]!;
       if (c === 43 || c === 45) i++;
       const expStart = i;
-      while (i < end && isDigit(s.charCodeAt(i))) i++;
+      while (i < end && (CLASS[b[i]!]! & C_DIGIT) !== 0) i++;
       return i === end && i > expStart;
     }
     if (c !== 120 && c !== 88) return false; // not an 'x' of 0x...: junk after the number
   }
-  return SPECIAL_FLOAT.test(s.slice(start, end));
+  return SPECIAL_FLOAT.test(b.toString('latin1', start, end));
 }
 
-function isInt(s: string, start: number, end: number): boolean {
+function isInt(b: Buffer, start: number, end: number): boolean {
   let i = start;
-  if (s.charCodeAt(i) === 45 || s.charCodeAt(i) === 43) i++;
+  if (b[i] === 45 || b[i] === 43) i++;
   if (i >= end) return false;
-  for (; i < end; i++) if (!isDigit(s.charCodeAt(i))) return false;
+  for (; i < end; i++) if ((CLASS[b[i]!]! & C_DIGIT) === 0) return false;
   return true;
 }
 
-/** Whether the label name at s[a,b) equals `name` (no allocation). */
-function nameEq(s: string, a: number, b: number, name: string): boolean {
-  if (b - a !== name.length) return false;
-  return sameTail(s, a, name);
-}
-
-function isReserved(s: string, a: number, b: number): boolean {
-  const len = b - a;
-  if (len < 7 || len > 13) return false;
-  const c = s.charCodeAt(a);
-  if (c !== 115 && c !== 99) return false; // 's' or 'c'
-  return (
-    nameEq(s, a, b, 'sandbox_id') ||
-    nameEq(s, a, b, 'cri_uid') ||
-    nameEq(s, a, b, 'cri_name') ||
-    nameEq(s, a, b, 'cri_namespace')
-  );
-}
-
-/**
- * Whether text[at, at+word.length) equals `word`. A slice (no copy for long slices) compared with `===` runs
- * as a native block compare: ~5x faster than `startsWith` or a charCodeAt loop on 60-character names.
- */
-function sameTail(text: string, at: number, word: string): boolean {
-  return text.slice(at, at + word.length) === word;
-}
-
-function sameChars(s: string, x: number, y: number, len: number): boolean {
-  for (let k = 0; k < len; k++) if (s.charCodeAt(x + k) !== s.charCodeAt(y + k)) return false;
+/** Whether b[a,a+len) equals b[x,x+len). */
+function sameRange(b: Buffer, a: number, x: number, len: number): boolean {
+  for (let k = 0; k < len; k++) if (b[a + k] !== b[x + k]) return false;
   return true;
+}
+
+/** Whether b[a,end) equals `word`. */
+function isWord(b: Buffer, a: number, end: number, word: Buffer): boolean {
+  const n = word.length;
+  if (end - a !== n) return false;
+  for (let k = 0; k < n; k++) if (b[a + k] !== word[k]) return false;
+  return true;
+}
+
+function labelKind(b: Buffer, a: number, end: number, lineNo: number): number {
+  const len = end - a;
+  if (len === 2 && isWord(b, a, end, B_LE)) return LABEL_LE;
+  if (len === 8) {
+    if (isWord(b, a, end, B_QUANTILE)) return LABEL_QUANTILE;
+    if (isWord(b, a, end, B_NAME)) throw new ParseError(lineNo, 'label name __name__ is reserved');
+  }
+  if (len >= 7 && len <= 13) {
+    for (const r of B_RESERVED) if (isWord(b, a, end, r)) return LABEL_RESERVED;
+  }
+  return LABEL_PLAIN;
 }
 
 /** Validate escapes of a HELP text: only `\\` and `\n` (Go's text parser rejects anything else). */
@@ -218,6 +217,98 @@ function checkHelpEscapes(s: string, lineNo: number): void {
   }
 }
 
+/** The 1-based line of the first line of `b` that is not valid UTF-8 (for the error of a bad body). */
+function firstBadUtf8Line(b: Buffer): number {
+  let line = 1;
+  let pos = 0;
+  while (pos < b.length) {
+    let end = b.indexOf(NL, pos);
+    if (end === -1) end = b.length;
+    if (!isUtf8(b.subarray(pos, end))) return line;
+    pos = end + 1;
+    line++;
+  }
+  return line;
+}
+
+/** Integers per line in ParseTemplate.plan. */
+const PLAN = 3;
+
+/**
+ * A parsed body kept to check the next body of the same producer against (reparse). Shims serve the same
+ * series in the same order on every scrape; only the values move.
+ */
+export interface ParseTemplate {
+  /** The body the template was parsed from. */
+  bytes: Buffer;
+  /**
+   * Per line of that body, PLAN integers: where the line begins, where its fixed part ends (a sample: where
+   * its value starts; any other line: after its newline), and for a sample where it starts after leading
+   * blanks (-1 for other lines).
+   */
+  plan: Int32Array;
+  lines: number;
+  /** The sample table of the body (its metas are valid for any body that matches the template). */
+  table: SampleTable;
+  rows: number;
+  /** The families as parsed (never renamed or rewritten). */
+  families: ReadonlyMap<string, ParsedFamily>;
+}
+
+/**
+ * Parse `body` by checking it against a template: valid when every line has the template's line's fixed
+ * part byte for byte and a valid value (and timestamp) after it. Costs a compare and a value scan per line
+ * instead of a parse. Undefined when the body differs in anything but values (the caller then parses it in
+ * full, which also finds the line of any error).
+ */
+export function reparse(t: ParseTemplate, body: Buffer): ParsedExposition | undefined {
+  const old = t.bytes;
+  const plan = t.plan;
+  const len = body.length;
+  const table = new Int32Array(t.rows * ROW);
+  let pos = 0;
+  let row = 0;
+  for (let l = 0; l < t.lines; l++) {
+    const at = l * PLAN;
+    const begin = plan[at]!;
+    const keyEnd = plan[at + 1]!;
+    const keyLen = keyEnd - begin;
+    if (pos + keyLen > len) return undefined;
+    for (let k = 0; k < keyLen; k++) if (body[pos + k] !== old[begin + k]) return undefined;
+    const sampleStart = plan[at + 2]!;
+    if (sampleStart < 0) {
+      pos += keyLen;
+      continue;
+    }
+    // The value, an optional timestamp, then the end of the line.
+    let i = pos + keyLen;
+    const vs = i;
+    while (i < len && (CLASS[body[i]!]! & C_BLANK) === 0 && body[i] !== NL) i++;
+    if (i === vs || !isFloat(body, vs, i)) return undefined;
+    while (i < len && (CLASS[body[i]!]! & C_BLANK) !== 0) i++;
+    if (i < len && body[i] !== NL) {
+      const ts = i;
+      while (i < len && (CLASS[body[i]!]! & C_BLANK) === 0 && body[i] !== NL) i++;
+      if (!isInt(body, ts, i)) return undefined;
+      while (i < len && (CLASS[body[i]!]! & C_BLANK) !== 0) i++;
+      if (i < len && body[i] !== NL) return undefined;
+    }
+    const r = row * ROW;
+    table[r] = pos + (sampleStart - begin);
+    table[r + 1] = i; // like a full parse: trailing blanks stay part of the line
+    table[r + 2] = t.table[r + 2]!;
+    row++;
+    pos = i < len ? i + 1 : len;
+  }
+  if (pos !== len) return undefined;
+  const families = new Map<string, ParsedFamily>();
+  for (const [name, f] of t.families) families.set(name, { ...f, bytes: body, table });
+  return { families, sampleCount: t.rows };
+}
+
+/** Most label sets of a shim are this long or shorter; longer ones grow the scratch arrays. */
+const LABEL_SCRATCH = 16;
+
 /**
  * An incremental parser: `parseSome(maxLines)` lets a caller yield to the event loop between slices of a
  * big body. `parseExposition` runs it to completion.
@@ -226,60 +317,113 @@ export class ExpositionParser {
   private pos = 0;
   private lineNo = 0;
   private readonly families = new Map<string, ParsedFamily>();
-  private sampleCount = 0;
-  /** Scratch for duplicate label detection: start/end offsets of the label names of the current line. */
-  private nameBounds = new Int32Array(32);
-  /** Label names (and their kind) of the previous sample line, by position. */
-  private readonly labelCache: Array<{ name: string; kind: number }> = [];
-  /** Family lookup of the previous sample line (reset by HELP/TYPE lines, which can change the answer). */
-  private lastSampleName: string | undefined;
+  private readonly table: SampleTable;
+  private rows = 0;
+  /** The family whose run of rows is open, and the row it started at. */
+  private runFamily: ParsedFamily | undefined;
+  private runStart = 0;
+  /** The previous sample line's name (offset in bytes, length); length -1 when the next must be looked up. */
+  private lastNameAt = 0;
+  private lastNameLen = -1;
   private curFamily: ParsedFamily | undefined;
   private curSuffix = SUFFIX_NONE;
-  /** Cached result of the last backslash search (-1: none left in the text). */
-  private backslashAt: number;
+  /** Label names of the previous sample line by position (offset, length, kind), and how many it had. */
+  private prevLabelAt = new Int32Array(LABEL_SCRATCH);
+  private prevLabelLen = new Int32Array(LABEL_SCRATCH);
+  private prevLabelKind = new Uint8Array(LABEL_SCRATCH);
+  private prevLabels = -1;
+  /** Label names of the current line (offset, length) for the duplicate check. */
+  private curLabelAt = new Int32Array(LABEL_SCRATCH);
+  private curLabelLen = new Int32Array(LABEL_SCRATCH);
+  /** Per line, PLAN integers (see ParseTemplate.plan). */
+  private readonly plan: Int32Array;
+  private planLines = 0;
+
+  /** `input` must stay unchanged while the families are in use: they point into it. */
+  constructor(private readonly bytes: Buffer) {
+    if (!isAscii(bytes) && !isUtf8(bytes)) {
+      throw new ParseError(firstBadUtf8Line(bytes), 'text is not valid UTF-8');
+    }
+    // One row per line at most: count the lines once (native search) instead of growing the table.
+    let lines = 1;
+    for (let k = bytes.indexOf(NL); k !== -1; k = bytes.indexOf(NL, k + 1)) lines++;
+    this.table = new Int32Array(lines * ROW);
+    this.plan = new Int32Array(lines * PLAN);
+  }
 
   /**
-   * `bytes`, when given, must be what `text` was decoded from with the same offsets (an ASCII Buffer decoded as
-   * latin1); families keep a reference to it for the byte writer.
+   * What a later body with the same series can be checked against instead of being parsed (see reparse).
+   * Only once the whole body parsed.
    */
-  constructor(
-    private readonly text: string,
-    private readonly bytes?: Buffer,
-  ) {
-    this.backslashAt = text.indexOf('\\');
+  template(): ParseTemplate {
+    const families = new Map<string, ParsedFamily>();
+    // Copies: callers rename and rewrite the families they get; the template keeps them as parsed.
+    for (const [name, f] of this.families) families.set(name, { ...f });
+    return {
+      bytes: this.bytes,
+      plan: this.plan,
+      lines: this.planLines,
+      table: this.table,
+      rows: this.rows,
+      families,
+    };
+  }
+
+  private planLine(begin: number, keyEnd: number, sampleStart: number): void {
+    const at = this.planLines * PLAN;
+    this.plan[at] = begin;
+    this.plan[at + 1] = keyEnd;
+    this.plan[at + 2] = sampleStart;
+    this.planLines++;
   }
 
   /** Parse up to `maxLines` lines; true when the whole text is done. Throws ParseError. */
   parseSome(maxLines: number): boolean {
-    const text = this.text;
-    const len = text.length;
+    const b = this.bytes;
+    const len = b.length;
     let budget = maxLines;
     while (this.pos < len && budget-- > 0) {
-      let end = text.indexOf('\n', this.pos);
+      let end = b.indexOf(NL, this.pos);
       if (end === -1) end = len;
-      const start = this.pos;
+      const begin = this.pos;
+      let start = begin;
       this.pos = end + 1;
       this.lineNo++;
-      this.parseLine(start, end);
+      // A line that is not a sample is its whole text, newline included, in a template.
+      const whole = Math.min(this.pos, len);
+      if (end > start && b[end - 1] === CR) end--; // tolerate CRLF
+      while (start < end && (CLASS[b[start]!]! & C_BLANK) !== 0) start++;
+      if (start === end) {
+        this.planLine(begin, whole, -1);
+        continue;
+      }
+      if (b[start] === HASH) {
+        this.lastNameLen = -1;
+        this.parseComment(start, end);
+        this.planLine(begin, whole, -1);
+      } else {
+        this.planLine(begin, this.parseSample(start, end), start);
+      }
     }
-    return this.pos >= len;
+    const done = this.pos >= len;
+    if (done) this.closeRun();
+    return done;
   }
 
   result(): ParsedExposition {
-    return { families: this.families, sampleCount: this.sampleCount };
+    return { families: this.families, sampleCount: this.rows };
   }
 
-  private parseLine(start: number, end: number): void {
-    const text = this.text;
-    if (end > start && text.charCodeAt(end - 1) === 13) end--; // tolerate CRLF
-    while (start < end && isBlank(text.charCodeAt(start))) start++;
-    if (start === end) return;
-    if (text.charCodeAt(start) === 35) {
-      this.lastSampleName = undefined;
-      this.parseComment(start, end);
-      return;
+  private closeRun(): void {
+    const f = this.runFamily;
+    if (f !== undefined && this.rows > this.runStart) {
+      const segs = f.segs;
+      const n = segs.length;
+      // A run right after the family's previous one (a comment line in between) extends it.
+      if (n > 0 && segs[n - 1] === this.runStart) segs[n - 1] = this.rows;
+      else segs.push(this.runStart, this.rows);
     }
-    this.parseSample(start, end);
+    this.runFamily = undefined;
   }
 
   private family(name: string): ParsedFamily {
@@ -289,13 +433,13 @@ export class ExpositionParser {
         name,
         type: 'untyped',
         help: undefined,
-        text: this.text,
         bytes: this.bytes,
-        starts: [],
-        ends: [],
-        meta: [],
+        table: this.table,
+        segs: [],
+        count: 0,
         linePrefix: '',
         typed: false,
+        collisions: false,
       };
       this.families.set(name, f);
     }
@@ -303,27 +447,28 @@ export class ExpositionParser {
   }
 
   private parseComment(start: number, end: number): void {
-    const text = this.text;
+    const b = this.bytes;
     // `# HELP name text` / `# TYPE name type`; any other comment is ignored.
     let i = start + 1;
-    if (i >= end || !isBlank(text.charCodeAt(i))) return;
-    while (i < end && isBlank(text.charCodeAt(i))) i++;
+    if (i >= end || (CLASS[b[i]!]! & C_BLANK) === 0) return;
+    while (i < end && (CLASS[b[i]!]! & C_BLANK) !== 0) i++;
     let kind: 'HELP' | 'TYPE';
-    if (text.startsWith('HELP', i)) kind = 'HELP';
-    else if (text.startsWith('TYPE', i)) kind = 'TYPE';
+    if (end - i >= 4 && b[i] === 72 && b[i + 1] === 69 && b[i + 2] === 76 && b[i + 3] === 80) kind = 'HELP';
+    else if (end - i >= 4 && b[i] === 84 && b[i + 1] === 89 && b[i + 2] === 80 && b[i + 3] === 69)
+      kind = 'TYPE';
     else return;
     i += 4;
-    if (i < end && !isBlank(text.charCodeAt(i))) return; // e.g. `# HELPFUL remark`
-    while (i < end && isBlank(text.charCodeAt(i))) i++;
+    if (i < end && (CLASS[b[i]!]! & C_BLANK) === 0) return; // e.g. `# HELPFUL remark`
+    while (i < end && (CLASS[b[i]!]! & C_BLANK) !== 0) i++;
     const nameStart = i;
-    if (i >= end || !isNameStart(text.charCodeAt(i)))
+    if (i >= end || (CLASS[b[i]!]! & C_NAME_START) === 0)
       throw new ParseError(this.lineNo, `invalid metric name in ${kind} line`);
-    while (i < end && isNameChar(text.charCodeAt(i))) i++;
-    const name = text.slice(nameStart, i);
-    if (i < end && !isBlank(text.charCodeAt(i)))
+    while (i < end && (CLASS[b[i]!]! & C_NAME) !== 0) i++;
+    const name = b.toString('latin1', nameStart, i);
+    if (i < end && (CLASS[b[i]!]! & C_BLANK) === 0)
       throw new ParseError(this.lineNo, `invalid metric name in ${kind} line`);
-    while (i < end && isBlank(text.charCodeAt(i))) i++;
-    const rest = text.slice(i, end);
+    while (i < end && (CLASS[b[i]!]! & C_BLANK) !== 0) i++;
+    const rest = b.toString('utf8', i, end);
     const f = this.family(name);
     if (kind === 'HELP') {
       checkHelpEscapes(rest, this.lineNo);
@@ -340,21 +485,17 @@ export class ExpositionParser {
       if (f.type !== type) throw new ParseError(this.lineNo, `second TYPE line for metric name ${name}`);
       return;
     }
-    if (f.starts.length > 0) throw new ParseError(this.lineNo, `TYPE reported after samples for ${name}`);
+    if (f.count > 0) throw new ParseError(this.lineNo, `TYPE reported after samples for ${name}`);
     f.type = type as MetricType;
     f.typed = true;
   }
 
   /**
-   * Resolve the family a sample named text[a,b) belongs to into curFamily/curSuffix (Go's lookup order:
-   * exact name, then summary/histogram suffixes). Consecutive samples usually share a name: cached.
+   * Resolve the family a sample named bytes[a,b) belongs to into curFamily/curSuffix (Go's lookup order:
+   * exact name, then summary/histogram suffixes).
    */
   private familyForSample(a: number, b: number): void {
-    const text = this.text;
-    const last = this.lastSampleName;
-    if (last !== undefined && b - a === last.length && sameTail(text, a, last)) return;
-    const name = text.slice(a, b);
-    this.lastSampleName = name;
+    const name = this.bytes.toString('latin1', a, b);
     this.curSuffix = SUFFIX_NONE;
     const exact = this.families.get(name);
     if (exact) {
@@ -384,109 +525,145 @@ export class ExpositionParser {
     this.curFamily = this.family(name);
   }
 
-  private parseSample(start: number, end: number): void {
-    const text = this.text;
+  private growLabelScratch(): void {
+    const n = this.curLabelAt.length * 2;
+    const grow = <T extends Int32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+      const g = make(n);
+      g.set(a);
+      return g;
+    };
+    this.curLabelAt = grow(this.curLabelAt, k => new Int32Array(k));
+    this.curLabelLen = grow(this.curLabelLen, k => new Int32Array(k));
+    this.prevLabelAt = grow(this.prevLabelAt, k => new Int32Array(k));
+    this.prevLabelLen = grow(this.prevLabelLen, k => new Int32Array(k));
+    this.prevLabelKind = grow(this.prevLabelKind, k => new Uint8Array(k));
+  }
+
+  /** Parses one sample line into the table; returns where its value starts. */
+  private parseSample(start: number, end: number): number {
+    const b = this.bytes;
     const lineNo = this.lineNo;
     let i = start;
-    const last = this.lastSampleName;
-    let nameEnd = -1;
-    if (last !== undefined) {
-      // Same name as the previous sample (already validated and resolved): skip the per-char scan.
-      const c = text.charCodeAt(start + last.length);
-      if ((c === 123 || c === 32 || c === 9) && sameTail(text, start, last)) nameEnd = start + last.length;
-    }
-    if (nameEnd === -1) {
-      if (!isNameStart(text.charCodeAt(i))) throw new ParseError(lineNo, 'invalid metric name');
-      i++;
-      while (i < end && isNameChar(text.charCodeAt(i))) i++;
-      nameEnd = i;
+    if ((CLASS[b[i]!]! & C_NAME_START) === 0) throw new ParseError(lineNo, 'invalid metric name');
+    // Scan the name, comparing it with the previous sample's name on the way (consecutive samples usually
+    // share a name, and then the family is already resolved).
+    const lastAt = this.lastNameAt;
+    const lastLen = this.lastNameLen;
+    let same = lastLen > 0;
+    i++;
+    while (i < end && (CLASS[b[i]!]! & C_NAME) !== 0) i++;
+    const nameEnd = i;
+    if (same) same = nameEnd - start === lastLen && sameRange(b, start, lastAt, lastLen);
+    if (!same) {
       this.familyForSample(start, nameEnd);
+      this.lastNameAt = start;
+      this.lastNameLen = nameEnd - start;
     }
-    i = nameEnd;
     const f = this.curFamily!;
     const suffix = this.curSuffix;
-    while (i < end && isBlank(text.charCodeAt(i))) i++;
-    if (text.charCodeAt(i) !== 123) i = nameEnd; // no label set: the blanks separate name and value
+    while (i < end && (CLASS[b[i]!]! & C_BLANK) !== 0) i++;
+    if (b[i] !== OPEN) i = nameEnd; // no label set: the blanks separate name and value
 
     let flags = 0;
     let split = nameEnd;
     let hasLe = false;
     let hasQuantile = false;
-    if (i < end && text.charCodeAt(i) === 123) {
+    if (i < end && b[i] === OPEN) {
       flags |= FLAG_BRACES;
       i++;
-      let nLabels = 0;
+      let n = 0;
       let trailingComma = false;
+      // Whether every label name so far is the previous line's name at the same position.
+      let asBefore = true;
       for (;;) {
-        while (i < end && isBlank(text.charCodeAt(i))) i++;
+        while (i < end && (CLASS[b[i]!]! & C_BLANK) !== 0) i++;
         if (i >= end) throw new ParseError(lineNo, 'unterminated label set');
-        const c = text.charCodeAt(i);
-        if (c === 125) break;
-        if (nLabels > 0 && !trailingComma) throw new ParseError(lineNo, 'expected "," or "}" in label set');
+        const c = b[i]!;
+        if (c === CLOSE) break;
+        if (n > 0 && !trailingComma) throw new ParseError(lineNo, 'expected "," or "}" in label set');
+        if ((CLASS[c]! & C_LABEL_START) === 0) throw new ParseError(lineNo, 'invalid label name');
         const ln = i;
-        // Lines of a family repeat their label names: compare with the previous line's name at this position
-        // before scanning characters.
-        const cached = nLabels < this.labelCache.length ? this.labelCache[nLabels]! : undefined;
+        i++;
+        while (i < end && (CLASS[b[i]!]! & C_LABEL) !== 0) i++;
+        const lnLen = i - ln;
+        if (n === this.curLabelAt.length) this.growLabelScratch();
         let kind: number;
         if (
-          cached !== undefined &&
-          sameTail(text, ln, cached.name) &&
-          !isLabelChar(text.charCodeAt(ln + cached.name.length))
+          asBefore &&
+          n < this.prevLabels &&
+          this.prevLabelLen[n] === lnLen &&
+          sameRange(b, ln, this.prevLabelAt[n]!, lnLen)
         ) {
-          i = ln + cached.name.length;
-          kind = cached.kind;
+          kind = this.prevLabelKind[n]!;
         } else {
-          if (!isLabelStart(c)) throw new ParseError(lineNo, 'invalid label name');
-          i++;
-          while (i < end && isLabelChar(text.charCodeAt(i))) i++;
-          if (nameEq(text, ln, i, '__name__'))
-            throw new ParseError(lineNo, 'label name __name__ is reserved');
-          kind = nameEq(text, ln, i, 'le')
-            ? LABEL_LE
-            : nameEq(text, ln, i, 'quantile')
-              ? LABEL_QUANTILE
-              : isReserved(text, ln, i)
-                ? LABEL_RESERVED
-                : LABEL_PLAIN;
-          this.labelCache[nLabels] = { name: text.slice(ln, i), kind };
+          asBefore = false;
+          kind = labelKind(b, ln, i, lineNo);
         }
-        const lnEnd = i;
+        this.curLabelAt[n] = ln;
+        this.curLabelLen[n] = lnLen;
+        this.prevLabelKind[n] = kind;
         if (kind === LABEL_LE) hasLe = true;
         else if (kind === LABEL_QUANTILE) hasQuantile = true;
         else if (kind === LABEL_RESERVED) flags |= FLAG_COLLISION;
-        this.checkDuplicateLabel(ln, lnEnd, nLabels);
-        while (i < end && isBlank(text.charCodeAt(i))) i++;
-        if (text.charCodeAt(i) !== 61) throw new ParseError(lineNo, 'expected "=" after label name');
+        while (i < end && (CLASS[b[i]!]! & C_BLANK) !== 0) i++;
+        if (b[i] !== EQ || i >= end) throw new ParseError(lineNo, 'expected "=" after label name');
         i++;
-        while (i < end && isBlank(text.charCodeAt(i))) i++;
-        if (text.charCodeAt(i) !== 34) throw new ParseError(lineNo, 'expected quoted label value');
-        i = this.skipQuoted(i + 1, end);
-        nLabels++;
-        while (i < end && isBlank(text.charCodeAt(i))) i++;
-        trailingComma = text.charCodeAt(i) === 44;
+        while (i < end && (CLASS[b[i]!]! & C_BLANK) !== 0) i++;
+        if (b[i] !== QUOTE || i >= end) throw new ParseError(lineNo, 'expected quoted label value');
+        i++;
+        // The value: up to the closing quote, with only \\, \" and \n as escapes.
+        for (;;) {
+          if (i >= end) throw new ParseError(lineNo, 'unterminated label value');
+          const v = b[i]!;
+          if (v === QUOTE) break;
+          if (v === BACKSLASH) {
+            const e = b[i + 1];
+            if (i + 1 >= end || (e !== BACKSLASH && e !== QUOTE && e !== 110))
+              throw new ParseError(lineNo, 'invalid escape sequence in label value');
+            i += 2;
+          } else {
+            i++;
+          }
+        }
+        i++;
+        n++;
+        while (i < end && (CLASS[b[i]!]! & C_BLANK) !== 0) i++;
+        trailingComma = b[i] === COMMA && i < end;
         if (trailingComma) i++;
       }
+      // A label set that is not the previous line's, name for name: check it for repeated names.
+      if (!asBefore || n !== this.prevLabels) this.checkDuplicateLabels(n);
+      // The current names become the reference for the next line.
+      const at = this.curLabelAt;
+      const len = this.curLabelLen;
+      for (let k = 0; k < n; k++) {
+        this.prevLabelAt[k] = at[k]!;
+        this.prevLabelLen[k] = len[k]!;
+      }
+      this.prevLabels = n;
       split = i; // the `}`
-      if (nLabels > 0 && !trailingComma) flags |= FLAG_NEED_COMMA;
+      if (n > 0 && !trailingComma) flags |= FLAG_NEED_COMMA;
       i++;
+    } else {
+      this.prevLabels = 0;
     }
     // value
-    if (i >= end || !isBlank(text.charCodeAt(i))) {
+    if (i >= end || (CLASS[b[i]!]! & C_BLANK) === 0) {
       throw new ParseError(lineNo, i >= end ? 'missing sample value' : 'expected blank before sample value');
     }
-    while (i < end && isBlank(text.charCodeAt(i))) i++;
+    while (i < end && (CLASS[b[i]!]! & C_BLANK) !== 0) i++;
     const vs = i;
-    while (i < end && !isBlank(text.charCodeAt(i))) i++;
+    while (i < end && (CLASS[b[i]!]! & C_BLANK) === 0) i++;
     if (vs === i) throw new ParseError(lineNo, 'missing sample value');
-    if (!isFloat(text, vs, i))
-      throw new ParseError(lineNo, `invalid sample value ${JSON.stringify(text.slice(vs, i))}`);
-    while (i < end && isBlank(text.charCodeAt(i))) i++;
+    if (!isFloat(b, vs, i))
+      throw new ParseError(lineNo, `invalid sample value ${JSON.stringify(b.toString('utf8', vs, i))}`);
+    while (i < end && (CLASS[b[i]!]! & C_BLANK) !== 0) i++;
     if (i < end) {
       const ts = i;
-      while (i < end && !isBlank(text.charCodeAt(i))) i++;
-      if (!isInt(text, ts, i))
-        throw new ParseError(lineNo, `invalid timestamp ${JSON.stringify(text.slice(ts, i))}`);
-      while (i < end && isBlank(text.charCodeAt(i))) i++;
+      while (i < end && (CLASS[b[i]!]! & C_BLANK) === 0) i++;
+      if (!isInt(b, ts, i))
+        throw new ParseError(lineNo, `invalid timestamp ${JSON.stringify(b.toString('utf8', ts, i))}`);
+      while (i < end && (CLASS[b[i]!]! & C_BLANK) !== 0) i++;
       if (i < end) throw new ParseError(lineNo, 'unexpected text after timestamp');
     }
 
@@ -500,65 +677,64 @@ export class ExpositionParser {
         throw new ParseError(lineNo, `summary ${f.name} sample without quantile label`);
     }
 
-    f.starts.push(start);
-    f.ends.push(end);
-    f.meta.push(makeMeta(split - start, flags));
-    this.sampleCount++;
-  }
-
-  /** Returns the index after the closing quote of a label value starting at `i` (just past the opening quote). */
-  private skipQuoted(i: number, end: number): number {
-    const text = this.text;
-    let q = text.indexOf('"', i);
-    let b = this.nextBackslash(i);
-    for (;;) {
-      if (q === -1 || q >= end) throw new ParseError(this.lineNo, 'unterminated label value');
-      if (b === -1 || b > q) return q + 1;
-      const n = text.charCodeAt(b + 1);
-      if (n !== 92 && n !== 34 && n !== 110)
-        throw new ParseError(this.lineNo, 'invalid escape sequence in label value');
-      i = b + 2;
-      if (q < i) q = text.indexOf('"', i);
-      b = this.nextBackslash(i);
+    if (f !== this.runFamily) {
+      this.closeRun();
+      this.runFamily = f;
+      this.runStart = this.rows;
     }
+    const row = this.rows * ROW;
+    const t = this.table;
+    t[row] = start;
+    t[row + 1] = end;
+    t[row + 2] = makeMeta(split - start, flags);
+    this.rows++;
+    f.count++;
+    if ((flags & FLAG_COLLISION) !== 0) f.collisions = true;
+    return vs;
   }
 
-  /** Next backslash at or after `i`, cached so scanning a body stays linear even when backslashes are rare. */
-  private nextBackslash(i: number): number {
-    if (this.backslashAt !== -1 && this.backslashAt < i) this.backslashAt = this.text.indexOf('\\', i);
-    return this.backslashAt;
-  }
-
-  private checkDuplicateLabel(a: number, b: number, index: number): void {
-    if (index * 2 + 2 > this.nameBounds.length) {
-      const grown = new Int32Array(this.nameBounds.length * 2);
-      grown.set(this.nameBounds);
-      this.nameBounds = grown;
-    }
-    const nb = this.nameBounds;
-    const len = b - a;
-    for (let k = 0; k < index; k++) {
-      const s = nb[k * 2]!;
-      const e = nb[k * 2 + 1]!;
-      if (e - s === len && sameChars(this.text, s, a, len)) {
-        throw new ParseError(this.lineNo, `duplicate label name ${this.text.slice(a, b)}`);
+  private checkDuplicateLabels(n: number): void {
+    const b = this.bytes;
+    const at = this.curLabelAt;
+    const len = this.curLabelLen;
+    for (let x = 1; x < n; x++) {
+      const ax = at[x]!;
+      const lx = len[x]!;
+      for (let y = 0; y < x; y++) {
+        if (len[y] === lx && sameRange(b, ax, at[y]!, lx)) {
+          throw new ParseError(this.lineNo, `duplicate label name ${b.toString('latin1', ax, ax + lx)}`);
+        }
       }
     }
-    nb[index * 2] = a;
-    nb[index * 2 + 1] = b;
   }
+}
+
+/** Call `fn(start, end, meta)` for every sample of a family, in order. */
+export function forEachSample(f: ParsedFamily, fn: (start: number, end: number, meta: number) => void): void {
+  const { table, segs } = f;
+  for (let s = 0; s < segs.length; s += 2) {
+    for (let r = segs[s]!; r < segs[s + 1]!; r++)
+      fn(table[r * ROW]!, table[r * ROW + 1]!, table[r * ROW + 2]!);
+  }
+}
+
+/** The meta of every sample of a family, in order (tests, diagnostics). */
+export function sampleMetas(f: ParsedFamily): number[] {
+  const out: number[] = [];
+  forEachSample(f, (_s, _e, m) => out.push(m));
+  return out;
 }
 
 /** The sample lines of a family as strings (tests, diagnostics; the hot path uses the offsets). */
 export function sampleLines(f: ParsedFamily): string[] {
   const out: string[] = [];
-  for (let i = 0; i < f.starts.length; i++) out.push(f.text.slice(f.starts[i], f.ends[i]));
+  forEachSample(f, (s, e) => out.push(f.bytes.toString('utf8', s, e)));
   return out;
 }
 
 /** Parse a whole exposition. Throws ParseError with the 1-based line number. */
-export function parseExposition(text: string, bytes?: Buffer): ParsedExposition {
-  const p = new ExpositionParser(text, bytes);
+export function parseExposition(input: string | Buffer): ParsedExposition {
+  const p = new ExpositionParser(typeof input === 'string' ? Buffer.from(input, 'utf8') : input);
   p.parseSome(Number.POSITIVE_INFINITY);
   return p.result();
 }

@@ -6,89 +6,28 @@
  * (or as a new `{…}` after the metric name), and the family's rename prefix in front.
  */
 import type { Writable } from 'node:stream';
-import { FLAG_BRACES, FLAG_NEED_COMMA, flagsOf, splitOf } from './exposition-parse';
-import type { MergePart, MergedFamily } from './merge';
+import { FLAG_BRACES, FLAG_NEED_COMMA, ROW, splitOf } from './exposition-parse';
+import type { MergedFamily } from './merge';
 
 /** Build output strings up to about this size before handing them to the stream. */
 export const DEFAULT_CHUNK_CHARS = 64 * 1024;
 
 /**
- * The text of `families`, in chunks of about `chunkChars` characters (small families are batched together,
- * big ones split between samples). Pure; lazy, so a caller can stop or pause between chunks.
+ * The text of `families`, in chunks of about `chunkChars` bytes (decoded renderByteChunks: tests and
+ * diagnostics; /metrics writes the bytes).
  */
 export function* renderChunks(
   families: Iterable<MergedFamily>,
   chunkChars = DEFAULT_CHUNK_CHARS,
 ): Generator<string, void, undefined> {
-  for (const c of renderTaggedChunks(families, chunkChars)) yield c.text;
-}
-
-/** A chunk of output text, and whether every character of it is ASCII (then latin1 bytes = UTF-8 bytes). */
-export interface TaggedChunk {
-  text: string;
-  ascii: boolean;
-}
-
-const NON_ASCII = /[\u0080-\uffff]/;
-
-/** renderChunks, with each chunk tagged ASCII or not from the parts' `ascii` flags (no scan of the output). */
-export function* renderTaggedChunks(
-  families: Iterable<MergedFamily>,
-  chunkChars = DEFAULT_CHUNK_CHARS,
-): Generator<TaggedChunk, void, undefined> {
-  let out = '';
-  let ascii = true;
-  const flush = (): TaggedChunk => {
-    const c = { text: out, ascii };
-    out = '';
-    ascii = true;
-    return c;
-  };
-  for (const f of families) {
-    // Names are ASCII by the grammar; HELP text may not be.
-    if (f.help !== undefined && ascii && NON_ASCII.test(f.help)) ascii = false;
-    if (f.help !== undefined) out += '# HELP ' + f.name + ' ' + f.help + '\n';
-    out += '# TYPE ' + f.name + ' ' + f.type + '\n';
-    for (const { part, family } of f.entries) {
-      if (part.ascii !== true) ascii = false;
-      const { text, starts, ends, meta } = family;
-      const prefix = family.linePrefix;
-      const labels = part.labels;
-      const n = starts.length;
-      if (labels.length === 0) {
-        for (let i = 0; i < n; i++) {
-          out += prefix + text.slice(starts[i], ends[i]) + '\n';
-          if (out.length >= chunkChars) {
-            yield flush();
-            if (part.ascii !== true) ascii = false;
-          }
-        }
-        continue;
-      }
-      const withComma = ',' + labels;
-      const asSet = '{' + labels + '}';
-      for (let i = 0; i < n; i++) {
-        const start = starts[i]!;
-        const end = ends[i]!;
-        const m = meta[i]!;
-        const split = start + splitOf(m);
-        const flags = flagsOf(m);
-        const splice =
-          (flags & FLAG_BRACES) === 0 ? asSet : (flags & FLAG_NEED_COMMA) !== 0 ? withComma : labels;
-        // Take the line's own newline along when it has one (one concatenation less per sample).
-        if (text.charCodeAt(end) === 10) {
-          out += prefix + text.slice(start, split) + splice + text.slice(split, end + 1);
-        } else {
-          out += prefix + text.slice(start, split) + splice + text.slice(split, end) + '\n';
-        }
-        if (out.length >= chunkChars) {
-          yield flush();
-          if (part.ascii !== true) ascii = false;
-        }
-      }
-    }
+  // Decode across chunk boundaries: a chunk may end inside a multi-byte character.
+  const decoder = new TextDecoder('utf-8');
+  for (const c of renderByteChunks(families, chunkChars)) {
+    const text = decoder.decode(c, { stream: true });
+    if (text.length > 0) yield text;
   }
-  if (out.length > 0) yield flush();
+  const rest = decoder.decode();
+  if (rest.length > 0) yield rest;
 }
 
 /** Bytes spliced into the sample lines of one part: the three shapes of its label text. */
@@ -103,13 +42,23 @@ interface SpliceBytes {
 
 const EMPTY = Buffer.alloc(0);
 
+function spliceBytes(labels: string): SpliceBytes {
+  const bare = Buffer.from(labels, 'utf8');
+  if (bare.length === 0) return { bare, withComma: EMPTY, asSet: EMPTY };
+  return {
+    bare,
+    withComma: Buffer.from(',' + labels, 'utf8'),
+    asSet: Buffer.from('{' + labels + '}', 'utf8'),
+  };
+}
+
 /**
  * Copy source[start,end) to target at `at`; returns the index after it. Short ranges (most line pieces) are
  * copied by a plain loop: cheaper than a native copy's per-call view allocation.
  */
 function copyRange(source: Buffer, start: number, end: number, target: Buffer, at: number): number {
   const n = end - start;
-  if (n > 64) {
+  if (n > 96) {
     target.set(source.subarray(start, end), at);
     return at + n;
   }
@@ -117,17 +66,11 @@ function copyRange(source: Buffer, start: number, end: number, target: Buffer, a
   return at + n;
 }
 
-/** Copy all of `source` (a whole Buffer: no view to allocate) to target at `at`. */
-function copyAll(source: Buffer, target: Buffer, at: number): number {
-  target.set(source, at);
-  return at + source.length;
-}
-
 /**
  * The bytes of `families` (UTF-8), in Buffers of at most about `chunkBytes` bytes (a line longer than that
- * gets its own Buffer). Same text as renderChunks. Samples of byte-backed families (ParsedFamily.bytes) are
- * copied from their body; the rest are encoded from their text. Every yielded Buffer is fresh (a stream may
- * hold on to it), and only the written part of it is yielded.
+ * gets its own Buffer). Sample lines are copied from the bytes they were parsed from, with the part's labels
+ * spliced in and the family's rename prefix in front. Every yielded Buffer is fresh or handed out by
+ * `allocChunk` (a stream may hold on to it), and only the written part of it is yielded.
  */
 export function* renderByteChunks(
   families: Iterable<MergedFamily>,
@@ -137,7 +80,7 @@ export function* renderByteChunks(
   const size = Math.max(256, chunkBytes);
   let chunk = allocChunk(size);
   let pos = 0;
-  const splices = new Map<MergePart, SpliceBytes>();
+  const splices = new Map<string, SpliceBytes>();
   const prefixes = new Map<string, Buffer>();
   const flush = (): Buffer => {
     const out = chunk.subarray(0, pos);
@@ -155,44 +98,10 @@ export function* renderByteChunks(
     else pos += chunk.write(header, pos, 'utf8');
     for (const entry of f.entries) {
       const { part, family } = entry;
-      const { starts, ends, meta } = family;
-      const n = starts.length;
-      let sp = splices.get(part);
+      let sp = splices.get(part.labels);
       if (sp === undefined) {
-        const bare = Buffer.from(part.labels, 'utf8');
-        sp =
-          bare.length === 0
-            ? { bare, withComma: EMPTY, asSet: EMPTY }
-            : {
-                bare,
-                withComma: Buffer.from(',' + part.labels, 'utf8'),
-                asSet: Buffer.from('{' + part.labels + '}', 'utf8'),
-              };
-        splices.set(part, sp);
-      }
-      const bytes = family.bytes;
-      if (bytes === undefined) {
-        // Slow path (rebuilt or non-ASCII texts, strings from sources): encode line by line as UTF-8.
-        const src = family.text;
-        const prefix = family.linePrefix;
-        const labels = part.labels;
-        const withComma = labels.length === 0 ? '' : ',' + labels;
-        const asSet = labels.length === 0 ? '' : '{' + labels + '}';
-        for (let i = 0; i < n; i++) {
-          const start = starts[i]!;
-          const end = ends[i]!;
-          const m = meta[i]!;
-          const split = start + splitOf(m);
-          const flags = flagsOf(m);
-          const splice =
-            (flags & FLAG_BRACES) === 0 ? asSet : (flags & FLAG_NEED_COMMA) !== 0 ? withComma : labels;
-          const line = prefix + src.slice(start, split) + splice + src.slice(split, end) + '\n';
-          const maxBytes = line.length * 3;
-          if (pos + maxBytes > size && pos > 0) yield flush();
-          if (maxBytes > size) yield Buffer.from(line, 'utf8');
-          else pos += chunk.write(line, pos, 'utf8');
-        }
-        continue;
+        sp = spliceBytes(part.labels);
+        splices.set(part.labels, sp);
       }
       let prefixBuf = prefixes.get(family.linePrefix);
       if (prefixBuf === undefined) {
@@ -200,26 +109,35 @@ export function* renderByteChunks(
         prefixes.set(family.linePrefix, prefixBuf);
       }
       const plen = prefixBuf.length;
-      for (let i = 0; i < n; i++) {
-        const start = starts[i]!;
-        const end = ends[i]!;
-        const m = meta[i]!;
-        const split = start + splitOf(m);
-        const flags = flagsOf(m);
-        const splice =
-          (flags & FLAG_BRACES) === 0 ? sp.asSet : (flags & FLAG_NEED_COMMA) !== 0 ? sp.withComma : sp.bare;
-        const need = plen + (end - start) + splice.length + 1;
-        if (pos + need > size && pos > 0) yield flush();
-        // A line longer than a whole chunk gets a Buffer of its own.
-        const target = need > size ? Buffer.allocUnsafe(need) : chunk;
-        let at = target === chunk ? pos : 0;
-        if (plen > 0) at = copyAll(prefixBuf, target, at);
-        at = copyRange(bytes, start, split, target, at);
-        if (splice.length > 0) at = copyAll(splice, target, at);
-        at = copyRange(bytes, split, end, target, at);
-        target[at++] = 10;
-        if (target === chunk) pos = at;
-        else yield target;
+      const { bytes, table, segs } = family;
+      const { bare, withComma, asSet } = sp;
+      for (let s = 0; s < segs.length; s += 2) {
+        const last = segs[s + 1]! * ROW;
+        for (let row = segs[s]! * ROW; row < last; row += ROW) {
+          const start = table[row]!;
+          const end = table[row + 1]!;
+          const m = table[row + 2]!;
+          const split = start + splitOf(m);
+          const splice = (m & FLAG_BRACES) === 0 ? asSet : (m & FLAG_NEED_COMMA) !== 0 ? withComma : bare;
+          const need = plen + (end - start) + splice.length + 1;
+          if (pos + need > size && pos > 0) yield flush();
+          // A line longer than a whole chunk gets a Buffer of its own.
+          const target = need > size ? Buffer.allocUnsafe(need) : chunk;
+          let at = target === chunk ? pos : 0;
+          if (plen > 0) {
+            target.set(prefixBuf, at);
+            at += plen;
+          }
+          at = copyRange(bytes, start, split, target, at);
+          if (splice.length > 0) {
+            target.set(splice, at);
+            at += splice.length;
+          }
+          at = copyRange(bytes, split, end, target, at);
+          target[at++] = 10;
+          if (target === chunk) pos = at;
+          else yield target;
+        }
       }
     }
   }

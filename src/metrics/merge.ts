@@ -20,11 +20,6 @@ export interface MergePart {
   sandboxId?: string;
   /** Who produced the part, for logs: a sandbox id, `self`, `source:<name>`. */
   origin: string;
-  /**
-   * True when the part's texts (every family's text and `labels`) are pure ASCII: its lines can then be sent
-   * as latin1 (a copy) instead of being UTF-8 encoded (a scan + encode). Unset means "may not be": UTF-8.
-   */
-  ascii?: boolean;
 }
 
 export interface MergedEntry {
@@ -58,7 +53,7 @@ export function mergeParts(parts: readonly MergePart[]): MergeResult {
   const byName = new Map<string, MergedEntry[]>();
   for (const part of parts) {
     for (const family of part.exposition.families.values()) {
-      if (family.starts.length === 0) continue;
+      if (family.count === 0) continue;
       let list = byName.get(family.name);
       if (!list) {
         list = [];

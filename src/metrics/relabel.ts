@@ -12,7 +12,9 @@ import {
   FLAG_COLLISION,
   FLAG_NEED_COMMA,
   RESERVED_LABELS,
+  ROW,
   flagsOf,
+  forEachSample,
   makeMeta,
   splitOf,
   type ParsedExposition,
@@ -47,7 +49,7 @@ export function renameRuntimeFamilies(exp: ParsedExposition, prefix = SHIM_RUNTI
     }
     const name = prefix + f.name;
     if (exp.families.has(name)) {
-      exp.sampleCount -= f.starts.length;
+      exp.sampleCount -= f.count;
       continue;
     }
     f.name = name;
@@ -142,42 +144,47 @@ export function exportCollidingLabels(line: string, meta: number): { line: strin
 
 /**
  * Apply exportCollidingLabels to every flagged sample of the exposition (in place). A family with such a
- * sample gets its own rebuilt text (all its lines, rewritten where needed) and new offsets.
+ * sample gets its own rebuilt bytes (all its lines, rewritten where needed) and sample table.
  */
 export function resolveLabelCollisions(exp: ParsedExposition): number {
   let n = 0;
   for (const f of exp.families.values()) {
-    const { text, starts, ends, meta } = f;
-    let any = false;
-    for (let i = 0; i < meta.length; i++) {
-      if ((flagsOf(meta[i]!) & FLAG_COLLISION) !== 0) {
-        any = true;
-        break;
-      }
-    }
-    if (!any) continue;
+    if (!f.collisions) continue;
     const lines: string[] = [];
-    for (let i = 0; i < starts.length; i++) {
-      const line = text.slice(starts[i], ends[i]);
-      const m = meta[i]!;
+    const metas: number[] = [];
+    forEachSample(f, (start, end, m) => {
+      const line = f.bytes.toString('utf8', start, end);
       if ((flagsOf(m) & FLAG_COLLISION) === 0) {
         lines.push(line);
-        continue;
+        metas.push(m);
+        return;
       }
-      const r = exportCollidingLabels(line, m);
+      // The parser's split is a byte offset; exportCollidingLabels works on the decoded line.
+      const charSplit = f.bytes.toString('utf8', start, start + splitOf(m)).length;
+      const r = exportCollidingLabels(line, makeMeta(charSplit, flagsOf(m)));
       lines.push(r.line);
-      meta[i] = r.meta;
+      metas.push(r.meta);
       n++;
-    }
+    });
+    // Offsets in the rebuilt text are byte offsets: a line's split moves by the UTF-8 length of what precedes it.
+    const table = new Int32Array(lines.length * ROW);
+    const pieces: Buffer[] = [];
     let offset = 0;
     for (let i = 0; i < lines.length; i++) {
-      starts[i] = offset;
-      offset += lines[i]!.length;
-      ends[i] = offset;
-      offset++; // the joining newline
+      const line = lines[i]!;
+      const m = metas[i]!;
+      const piece = Buffer.from(line + '\n', 'utf8');
+      const splitBytes = Buffer.byteLength(line.slice(0, splitOf(m)), 'utf8');
+      table[i * ROW] = offset;
+      table[i * ROW + 1] = offset + piece.length - 1;
+      table[i * ROW + 2] = makeMeta(splitBytes, flagsOf(m) & ~FLAG_COLLISION);
+      pieces.push(piece);
+      offset += piece.length;
     }
-    f.text = lines.join('\n');
-    f.bytes = undefined; // offsets now point into the rebuilt text only
+    f.bytes = Buffer.concat(pieces, offset);
+    f.table = table;
+    f.segs = lines.length > 0 ? [0, lines.length] : [];
+    f.collisions = false;
   }
   return n;
 }
@@ -187,7 +194,7 @@ export function dropFamilies(exp: ParsedExposition, names: ReadonlySet<string>):
   for (const name of names) {
     const f = exp.families.get(name);
     if (!f) continue;
-    exp.sampleCount -= f.starts.length;
+    exp.sampleCount -= f.count;
     exp.families.delete(name);
   }
 }

@@ -4,6 +4,8 @@
  * and the status code checked: a 404 or 500 from a shim is an error, never data.
  */
 import * as http from 'node:http';
+import * as net from 'node:net';
+import { HttpResponseError, HttpResponseReader, type HttpResponse } from './http-response';
 import { usableUnixPath, type UsableUnixPath } from '../util/unix-path';
 import { KataMonitorError, errnoCode, getErrorMessage, type ErrorCode } from '../errors';
 import type { ScrapeErrorReason } from '../types';
@@ -38,7 +40,8 @@ export interface ShimRequestOptions {
 
 export interface ShimResponse {
   status: number;
-  headers: http.IncomingHttpHeaders;
+  /** Header names in lower case. */
+  headers: Record<string, string>;
   body: Buffer;
 }
 
@@ -76,6 +79,9 @@ export function classifyTransportError(err: unknown, socketPath: string): ShimEr
 /**
  * GET `path` from the shim listening on `socketPath`. Resolves only for a 2xx answer whose whole body
  * arrived within the deadline and under the cap; otherwise rejects with a ShimError.
+ *
+ * Spoken directly on the socket (one request, `Connection: close`) with our own response reader: this is
+ * the hot path of every scrape, and node:http's client machinery costs more than the reading itself.
  */
 export function shimRequest(
   socketPath: string,
@@ -83,20 +89,26 @@ export function shimRequest(
   opts: ShimRequestOptions,
 ): Promise<ShimResponse> {
   return new Promise<ShimResponse>((resolve, reject) => {
+    let usable: UsableUnixPath;
+    try {
+      usable = usableUnixPath(socketPath);
+    } catch (err) {
+      reject(classifyTransportError(err, socketPath));
+      return;
+    }
+    const method = opts.method ?? 'GET';
+    const reader = new HttpResponseReader(opts.maxBytes, method === 'HEAD');
     let settled = false;
-    const chunks: Buffer[] = [];
-    let size = 0;
+    const sock = net.createConnection({ path: usable.path });
     const finish = (err: ShimError | null, res?: ShimResponse): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);
-      if (err) {
-        req.destroy();
-        reject(err);
-      } else if (res) {
-        resolve(res);
-      }
+      usable.release();
+      sock.destroy();
+      if (err) reject(err);
+      else if (res) resolve(res);
     };
     const onAbort = (): void =>
       finish(
@@ -106,23 +118,6 @@ export function shimRequest(
           `request to ${socketPath}${path} cancelled: scrape deadline reached`,
         ),
       );
-    let usable: UsableUnixPath;
-    try {
-      usable = usableUnixPath(socketPath);
-    } catch (err) {
-      reject(classifyTransportError(err, socketPath));
-      return;
-    }
-    const req = http.request({
-      socketPath: usable.path,
-      path,
-      method: opts.method ?? 'GET',
-      host: 'shim',
-      agent: false,
-      headers: { Connection: 'close', Host: 'shim' },
-    });
-    req.once('socket', sock => sock.once('connect', usable.release));
-    req.once('close', usable.release);
     const timer = setTimeout(
       () =>
         finish(
@@ -141,49 +136,70 @@ export function shimRequest(
       }
       opts.signal.addEventListener('abort', onAbort, { once: true });
     }
-    req.on('error', err => finish(classifyTransportError(err, socketPath)));
-    req.on('response', res => {
-      const status = res.statusCode ?? 0;
-      const declared = Number(res.headers['content-length']);
-      if (Number.isFinite(declared) && declared > opts.maxBytes) {
-        finish(tooLarge(socketPath, path, opts.maxBytes));
+    const complete = (): void => {
+      let r: HttpResponse;
+      try {
+        r = reader.end();
+      } catch (err) {
+        finish(readerError(err, socketPath, path, opts.maxBytes));
         return;
       }
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > opts.maxBytes) {
-          finish(tooLarge(socketPath, path, opts.maxBytes));
-          return;
-        }
-        chunks.push(chunk);
-      });
-      res.on('aborted', () => finish(classifyTransportError(new Error('aborted'), socketPath)));
-      res.on('error', err => finish(classifyTransportError(err, socketPath)));
-      res.on('end', () => {
-        if (!res.complete) {
-          finish(classifyTransportError(new Error('aborted'), socketPath));
-          return;
-        }
-        const body = Buffer.concat(chunks, size);
-        if (status < 200 || status > 299) {
-          const text = body.toString('utf8', 0, Math.min(body.length, 200)).trim();
-          finish(
-            new ShimError(
-              'SHIM_HTTP_STATUS',
-              'http_status',
-              `shim answered ${path} with HTTP ${status}: ${text}`,
-              {
-                status,
-              },
-            ),
-          );
-          return;
-        }
-        finish(null, { status, headers: res.headers, body });
-      });
+      if (r.status < 200 || r.status > 299) {
+        const text = r.body.toString('utf8', 0, Math.min(r.body.length, 200)).trim();
+        finish(
+          new ShimError(
+            'SHIM_HTTP_STATUS',
+            'http_status',
+            `shim answered ${path} with HTTP ${r.status}: ${text}`,
+            {
+              status: r.status,
+            },
+          ),
+        );
+        return;
+      }
+      finish(null, { status: r.status, headers: r.headers, body: r.body });
+    };
+    sock.once('connect', () => {
+      usable.release();
+      sock.write(
+        `${method} ${path} HTTP/1.1\r\nHost: shim\r\nUser-Agent: kata-monitor\r\nConnection: close\r\n\r\n`,
+      );
     });
-    req.end();
+    sock.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      try {
+        if (reader.push(chunk)) complete();
+      } catch (err) {
+        finish(readerError(err, socketPath, path, opts.maxBytes));
+      }
+    });
+    sock.once('end', complete);
+    sock.once('error', err => finish(classifyTransportError(err, socketPath)));
+    sock.once('close', () => {
+      if (!settled) complete();
+    });
   });
+}
+
+function readerError(err: unknown, socketPath: string, path: string, maxBytes: number): ShimError {
+  if (err instanceof HttpResponseError) {
+    if (err.kind === 'too_large') return tooLarge(socketPath, path, maxBytes);
+    if (err.kind === 'truncated') {
+      return new ShimError('SHIM_PROTOCOL', 'parse', `shim at ${socketPath} ${err.message} (${path})`, {
+        cause: err,
+      });
+    }
+    return new ShimError(
+      'SHIM_PROTOCOL',
+      'parse',
+      `shim at ${socketPath} sent a malformed HTTP response: ${err.message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  return classifyTransportError(err, socketPath);
 }
 
 function tooLarge(socketPath: string, path: string, maxBytes: number): ShimError {

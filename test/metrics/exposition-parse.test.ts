@@ -9,6 +9,7 @@ import {
   flagsOf,
   parseExposition,
   sampleLines,
+  sampleMetas,
   splitOf,
 } from '../../src/metrics/exposition-parse';
 
@@ -43,7 +44,7 @@ describe('parseExposition', () => {
     const exp = parseExposition('a 1\nb{} 2\nc{x="1"} 3\nd{x="1",} 4\ne {y="2"} 5\n');
     const meta = (n: string): [number, number] => {
       const f = exp.families.get(n)!;
-      return [splitOf(f.meta[0]!), flagsOf(f.meta[0]!)];
+      return [splitOf(sampleMetas(f)[0]!), flagsOf(sampleMetas(f)[0]!)];
     };
     expect(meta('a')).toEqual([1, 0]);
     expect(meta('b')).toEqual([2, FLAG_BRACES]);
@@ -94,9 +95,9 @@ describe('parseExposition', () => {
     const exp = parseExposition(
       'a{sandbox_id="x"} 1\nb{cri_namespace="y",z="1"} 2\nc{sandbox="s",cri="c"} 3\n',
     );
-    expect(flagsOf(exp.families.get('a')!.meta[0]!) & FLAG_COLLISION).toBe(FLAG_COLLISION);
-    expect(flagsOf(exp.families.get('b')!.meta[0]!) & FLAG_COLLISION).toBe(FLAG_COLLISION);
-    expect(flagsOf(exp.families.get('c')!.meta[0]!) & FLAG_COLLISION).toBe(0);
+    expect(flagsOf(sampleMetas(exp.families.get('a')!)[0]!) & FLAG_COLLISION).toBe(FLAG_COLLISION);
+    expect(flagsOf(sampleMetas(exp.families.get('b')!)[0]!) & FLAG_COLLISION).toBe(FLAG_COLLISION);
+    expect(flagsOf(sampleMetas(exp.families.get('c')!)[0]!) & FLAG_COLLISION).toBe(0);
   });
 
   it('does not let the label-name cache confuse names sharing a prefix', () => {
@@ -104,8 +105,8 @@ describe('parseExposition', () => {
       'm{sandbox="1"} 1\nm{sandbox_id="2"} 2\nm{sandbox="3",sandbox="4"} 3\n'.slice(0, 36),
     );
     const m = exp.families.get('m')!;
-    expect(flagsOf(m.meta[0]!) & FLAG_COLLISION).toBe(0);
-    expect(flagsOf(m.meta[1]!) & FLAG_COLLISION).toBe(FLAG_COLLISION);
+    expect(flagsOf(sampleMetas(m)[0]!) & FLAG_COLLISION).toBe(0);
+    expect(flagsOf(sampleMetas(m)[1]!) & FLAG_COLLISION).toBe(FLAG_COLLISION);
     expect(parseError('m{item="1"} 1\nm{item="1",item="2"} 2\n').message).toContain(
       'line 2: duplicate label name',
     );
@@ -149,7 +150,7 @@ describe('parseExposition', () => {
 
   it('parses incrementally with the same result', () => {
     const text = fs.readFileSync(path.join(FIXTURES, 'go-shim.prom'), 'utf8');
-    const p = new ExpositionParser(text);
+    const p = new ExpositionParser(Buffer.from(text));
     let rounds = 0;
     while (!p.parseSome(7)) rounds++;
     expect(rounds).toBeGreaterThan(5);

@@ -1,11 +1,18 @@
 import { Writable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { parseExposition } from '../../src/metrics/exposition-parse';
+import {
+  FLAG_BRACES,
+  FLAG_NEED_COMMA,
+  flagsOf,
+  parseExposition,
+  sampleLines,
+  sampleMetas,
+  splitOf,
+} from '../../src/metrics/exposition-parse';
 import {
   familiesToString,
   renderByteChunks,
   renderChunks,
-  renderTaggedChunks,
   writeFamilies,
 } from '../../src/metrics/exposition-write';
 import { mergeParts, type MergedFamily } from '../../src/metrics/merge';
@@ -91,7 +98,44 @@ describe('writer', () => {
   });
 });
 
-describe('ASCII tagging (latin1 fast path)', () => {
+/**
+ * An independent, line-by-line reference of the output: each sample line decoded, its labels spliced in at
+ * the parser's split (a byte offset), re-encoded.
+ */
+function referenceBytes(fams: readonly MergedFamily[]): Buffer {
+  const out: Buffer[] = [];
+  for (const f of fams) {
+    if (f.help !== undefined) out.push(Buffer.from(`# HELP ${f.name} ${f.help}\n`));
+    out.push(Buffer.from(`# TYPE ${f.name} ${f.type}\n`));
+    for (const { part, family } of f.entries) {
+      const lines = sampleLines(family);
+      const metas = sampleMetas(family);
+      lines.forEach((line, i) => {
+        const bytes = Buffer.from(line);
+        const m = metas[i]!;
+        const labels = part.labels;
+        const splice =
+          labels === ''
+            ? ''
+            : (flagsOf(m) & FLAG_BRACES) === 0
+              ? `{${labels}}`
+              : (flagsOf(m) & FLAG_NEED_COMMA) !== 0
+                ? `,${labels}`
+                : labels;
+        out.push(
+          Buffer.from(family.linePrefix),
+          bytes.subarray(0, splitOf(m)),
+          Buffer.from(splice),
+          bytes.subarray(splitOf(m)),
+          Buffer.from('\n'),
+        );
+      });
+    }
+  }
+  return Buffer.concat(out);
+}
+
+describe('UTF-8 text', () => {
   class ByteSink extends Writable {
     readonly chunks: Buffer[] = [];
     override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
@@ -100,63 +144,41 @@ describe('ASCII tagging (latin1 fast path)', () => {
     }
   }
 
-  function partsOf(bodies: Array<{ text: string; ascii?: boolean; labels?: string }>): MergedFamily[] {
+  function partsOf(bodies: Array<{ text: string; labels?: string }>): MergedFamily[] {
     return mergeParts(
       bodies.map((b, i) => ({
         exposition: parseExposition(b.text),
         labels: b.labels ?? sandboxLabelText({ id: `sb${i}` }),
         sandboxId: `sb${i}`,
         origin: `sb${i}`,
-        ...(b.ascii === undefined ? {} : { ascii: b.ascii }),
       })),
     ).families;
   }
 
-  it('tags a chunk ASCII only when every part in it (and every HELP) is', () => {
-    const many = Array.from({ length: 200 }, (_, i) => `m{item="i${i}"} ${i}\n`).join('');
-    const fams = partsOf([
-      { text: `# TYPE m gauge\n${many}`, ascii: true },
-      { text: `# TYPE m gauge\nm{item="caf\u00e9"} 1\n`, ascii: false },
-      { text: `# TYPE m gauge\n${many}`, ascii: true },
-      { text: `# TYPE m gauge\n${many}` }, // unknown: treated as not ASCII
-    ]);
-    const chunks = [...renderTaggedChunks(fams, 4096)];
-    expect(chunks.map(c => c.text).join('')).toBe(familiesToString(fams));
-    expect(chunks[0]!.ascii).toBe(true);
-    const withAccent = chunks.findIndex(c => c.text.includes('caf\u00e9'));
-    expect(chunks[withAccent]!.ascii).toBe(false);
-    // Chunks holding only lines of ASCII parts after the accented one are ASCII again; the unknown part is not.
-    expect(chunks.some((c, i) => i > withAccent && c.ascii)).toBe(true);
-    expect(chunks[chunks.length - 1]!.ascii).toBe(false);
-    const nonAsciiHelp = partsOf([{ text: '# HELP h Gr\u00fc\u00dfe.\n# TYPE h gauge\nh 1\n', ascii: true }]);
-    expect([...renderTaggedChunks(nonAsciiHelp)][0]!.ascii).toBe(false);
-  });
-
   it('writes UTF-8 bytes for non-ASCII text and the same bytes either way for ASCII text', async () => {
     const fams = partsOf([
-      { text: '# TYPE m gauge\nm{item="a"} 1\n', ascii: true },
-      { text: '# TYPE m gauge\nm{item="\u00e9\u6f22"} 2\n', ascii: false },
-      { text: '# TYPE n gauge\nn 3\n', ascii: false, labels: 'pod="\u00fc"' },
+      { text: '# HELP m Gr\u00fc\u00dfe.\n# TYPE m gauge\nm{item="a"} 1\n' },
+      { text: '# TYPE m gauge\nm{item="\u00e9\u6f22"} 2\n' },
+      { text: '# TYPE n gauge\nn 3\n', labels: 'pod="\u00fc"' },
     ]);
     const sink = new ByteSink();
     const r = await writeFamilies(fams, sink);
     expect(r.completed).toBe(true);
     const bytes = Buffer.concat(sink.chunks);
-    expect(bytes.equals(Buffer.from(familiesToString(fams), 'utf8'))).toBe(true);
+    expect(bytes.equals(referenceBytes(fams))).toBe(true);
+    expect(bytes.toString('utf8')).toContain('# HELP m Gr\u00fc\u00dfe.\n');
     expect(bytes.toString('utf8')).toContain('m{item="\u00e9\u6f22",sandbox_id="sb1",');
     expect(bytes.toString('utf8')).toContain('n{pod="\u00fc"} 3\n');
   });
 });
 
 describe('byte writer (samples copied from the body Buffer)', () => {
-  /** Parse like the collector does: ASCII bodies keep their Buffer, others are decoded as UTF-8. */
+  /** Parse like the collector does: on the body's bytes. */
   function shimPart(body: string, i: number, labels = sandboxLabelText({ id: `sb${i}` })) {
-    const buf = Buffer.from(body, 'utf8');
-    const ascii = buf.every(b => b < 128);
-    const exposition = ascii ? parseExposition(buf.toString('latin1'), buf) : parseExposition(body);
+    const exposition = parseExposition(Buffer.from(body, 'utf8'));
     renameRuntimeFamilies(exposition);
     resolveLabelCollisions(exposition);
-    return { exposition, labels, sandboxId: `sb${i}`, origin: `sb${i}`, ascii };
+    return { exposition, labels, sandboxId: `sb${i}`, origin: `sb${i}` };
   }
 
   const body = [
@@ -175,24 +197,31 @@ describe('byte writer (samples copied from the body Buffer)', () => {
     '',
   ].join('\n');
 
-  it('keeps the body Buffer only while offsets are byte offsets', () => {
-    const p = shimPart(body, 0);
-    const fams = p.exposition.families;
-    expect(fams.get('kata_shim_go_goroutines')!.bytes).toBeDefined();
-    expect(fams.get('kata_x')!.bytes).toBeDefined();
-    expect(fams.get('coll')!.bytes).toBeUndefined(); // rebuilt by resolveLabelCollisions
+  it('points into the body, except for families rebuilt because of colliding labels', () => {
+    const buf = Buffer.from(body, 'utf8');
+    const exposition = parseExposition(buf);
+    resolveLabelCollisions(exposition);
+    const fams = exposition.families;
+    expect(fams.get('go_goroutines')!.bytes).toBe(buf);
+    expect(fams.get('kata_x')!.bytes).toBe(buf);
+    expect(fams.get('coll')!.bytes).not.toBe(buf);
+    expect(sampleLines(fams.get('coll')!)).toEqual([
+      'coll{exported_sandbox_id="inner",k="v"} 5',
+      'coll{k="w"} 6',
+    ]);
   });
 
-  it('writes exactly the bytes of the string renderer, whatever the chunk size', () => {
+  it('writes exactly the bytes of the line-by-line reference, whatever the chunk size', () => {
     const parts = [
       shimPart(body, 0),
       shimPart('# HELP kata_x Gr\u00fc\u00dfe.\n# TYPE kata_x counter\nkata_x{a="\u00e9"} 9\n', 1),
       shimPart(body, 2, 'pod="\u00fc",ns="n\\"q\\""'),
       shimPart(body, 3, ''),
-      { ...shimPart(body, 4), ascii: undefined },
+      shimPart('# TYPE kata_x counter\nkata_x{a="\u00e9",sandbox_id="\u6f22"} 10\n', 4),
     ];
     const fams = mergeParts(parts).families;
-    const expected = Buffer.from(familiesToString(fams), 'utf8');
+    const expected = referenceBytes(fams);
+    expect(Buffer.from(familiesToString(fams), 'utf8').equals(expected)).toBe(true);
     const text = expected.toString('utf8');
     const l0 = sandboxLabelText({ id: 'sb0' });
     expect(text).toContain(`kata_shim_go_goroutines{${l0}} 12\n`);
@@ -201,6 +230,9 @@ describe('byte writer (samples copied from the body Buffer)', () => {
     expect(text).toContain(`kata_x{${l0}}   4\n`);
     expect(text).toContain(`coll{exported_sandbox_id="inner",k="v",${l0}} 5\n`);
     expect(text).toContain('kata_x{a="\u00e9",sandbox_id="sb1",');
+    expect(text).toContain(
+      `kata_x{a="\u00e9",exported_sandbox_id="\u6f22",${sandboxLabelText({ id: 'sb4' })}} 10\n`,
+    );
     expect(text).toContain('kata_x{a="1",pod="\u00fc",ns="n\\"q\\""} 1\n');
     expect(text).toContain('kata_x{a="1"} 1\n');
     for (const size of [256, 1000, 4096, 64 * 1024]) {

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseExposition, sampleLines } from '../../src/metrics/exposition-parse';
+import { parseExposition, sampleLines, sampleMetas } from '../../src/metrics/exposition-parse';
 import { familiesToString } from '../../src/metrics/exposition-write';
 import { mergeParts, parseFamilyFilter, selectFamilies, type MergePart } from '../../src/metrics/merge';
 import {
@@ -57,7 +57,7 @@ describe('relabel', () => {
   it('moves pre-existing sandbox labels to exported_<name>', () => {
     const exp = parseExposition('a{x="1",sandbox_id="theirs",exported_cri_uid="e",cri_uid="u"} 5 123\n');
     const f = exp.families.get('a')!;
-    const r = exportCollidingLabels(sampleLines(f)[0]!, f.meta[0]!);
+    const r = exportCollidingLabels(sampleLines(f)[0]!, sampleMetas(f)[0]!);
     expect(r.line).toBe(
       'a{x="1",exported_sandbox_id="theirs",exported_cri_uid="e",exported_exported_cri_uid="u"} 5 123',
     );

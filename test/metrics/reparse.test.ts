@@ -1,0 +1,134 @@
+import {
+  ExpositionParser,
+  ParseError,
+  parseExposition,
+  reparse,
+  sampleLines,
+  sampleMetas,
+  type ParseTemplate,
+  type ParsedExposition,
+} from '../../src/metrics/exposition-parse';
+import { goShimBody } from '../../src/sim/metrics-go';
+import { rsShimBody } from '../../src/sim/metrics-rs';
+import { drawSandbox } from '../../src/sim/plan';
+
+function templateOf(text: string): ParseTemplate {
+  const p = new ExpositionParser(Buffer.from(text));
+  p.parseSome(Number.POSITIVE_INFINITY);
+  return p.template();
+}
+
+/** Everything a writer reads from an exposition, as plain data. */
+function view(e: ParsedExposition): unknown {
+  return {
+    sampleCount: e.sampleCount,
+    families: [...e.families.values()].map(f => ({
+      name: f.name,
+      type: f.type,
+      help: f.help,
+      typed: f.typed,
+      collisions: f.collisions,
+      count: f.count,
+      lines: sampleLines(f),
+      metas: sampleMetas(f),
+    })),
+  };
+}
+
+const base =
+  '# HELP a_total Things.\n# TYPE a_total counter\na_total{x="1"} 3\na_total{x="2"} 4 1700000000000\n' +
+  '\n# a remark\n# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 3.5\nh_count 2\n' +
+  'm{sandbox_id="inner"}   7\n';
+
+describe('reparse (checking a body against the previous one of the same producer)', () => {
+  it('gives exactly what a full parse gives when only values moved', () => {
+    const next = base
+      .replace('} 3\n', '} 30\n')
+      .replace('4 1700000000000', '-4e3 1700000000999')
+      .replace('h_sum 3.5', 'h_sum NaN')
+      .replace('   7', '   +Inf');
+    const quick = reparse(templateOf(base), Buffer.from(next));
+    expect(quick).toBeDefined();
+    expect(view(quick!)).toEqual(view(parseExposition(next)));
+    expect(sampleLines(quick!.families.get('a_total')!)).toEqual([
+      'a_total{x="1"} 30',
+      'a_total{x="2"} -4e3 1700000000999',
+    ]);
+  });
+
+  it('keeps the template unchanged by what callers do to the families it returned', () => {
+    const t = templateOf(base);
+    const first = reparse(t, Buffer.from(base))!;
+    first.families.get('a_total')!.name = 'renamed';
+    first.families.get('a_total')!.linePrefix = 'kata_shim_';
+    const second = reparse(t, Buffer.from(base))!;
+    expect(second.families.get('a_total')!.name).toBe('a_total');
+    expect(second.families.get('a_total')!.linePrefix).toBe('');
+  });
+
+  it.each([
+    ['a label value changed', base.replace('x="2"', 'x="3"')],
+    ['a series added', base + 'm{sandbox_id="other"} 1\n'],
+    ['a series gone', base.replace('h_count 2\n', '')],
+    ['a HELP text changed', base.replace('Things.', 'Stuff.')],
+    ['a comment changed', base.replace('a remark', 'a remark!')],
+    ['a blank line removed', base.replace('\n\n', '\n')],
+    ['blanks before a value changed', base.replace('   7', '  7')],
+    ['a value that is no number', base.replace('h_sum 3.5', 'h_sum 3.5.5')],
+    ['an empty value', base.replace('h_sum 3.5', 'h_sum ')],
+    ['a bad timestamp', base.replace('1700000000000', '17000.5')],
+    ['text after the timestamp', base.replace('1700000000000', '1700000000000 x')],
+    ['CRLF line ends', base.replace(/\n/g, '\r\n')],
+    ['trailing garbage', base + 'x'],
+    ['an empty body', ''],
+  ])('declines a body with %s (the caller parses it in full)', (_what, next) => {
+    expect(reparse(templateOf(base), Buffer.from(next))).toBeUndefined();
+  });
+
+  it('takes a body without its final newline as a full parse does', () => {
+    const next = base.slice(0, -1).replace('   7', '   8');
+    expect(view(reparse(templateOf(base), Buffer.from(next))!)).toEqual(view(parseExposition(next)));
+  });
+
+  it('keeps trailing blanks of a line as a full parse does', () => {
+    const text = 'a 1  \nb{x="y"} 2 \t\n';
+    const next = 'a 5  \nb{x="y"} 6 \t\n';
+    expect(view(reparse(templateOf(text), Buffer.from(next))!)).toEqual(view(parseExposition(next)));
+  });
+
+  it('declines rather than accepting what a full parse rejects', () => {
+    const bad = base.replace('h_sum 3.5', 'h_sum 0x');
+    expect(reparse(templateOf(base), Buffer.from(bad))).toBeUndefined();
+    expect(() => parseExposition(bad)).toThrow(ParseError);
+  });
+
+  it('matches a full parse on simulator bodies of successive scrapes (Go and runtime-rs)', () => {
+    let checked = 0;
+    let declined = 0;
+    for (let index = 0; index < 6; index++) {
+      const d = drawSandbox(7, index);
+      const sb = { id: d.id, seed: d.seed, vcpus: d.vcpus, containers: d.containers };
+      const body = (tick: number): string =>
+        index % 2 === 0
+          ? goShimBody({ ...sb, hypervisor: 'clh', runtime: 'go' }, tick)
+          : rsShimBody({ ...sb, hypervisor: 'dragonball', runtime: 'rs' }, tick);
+      const t = templateOf(body(1));
+      // Ticks 2 and 3 only move values; by tick 9 a Go shim has new series (more agent RPC kinds seen).
+      for (const tick of [2, 3, 9]) {
+        const next = body(tick);
+        expect(next).not.toBe(body(1));
+        const quick = reparse(t, Buffer.from(next));
+        if (quick === undefined) {
+          declined++;
+          expect(tick).toBe(9);
+          expect(next.split('\n').length).not.toBe(body(1).split('\n').length);
+          continue;
+        }
+        expect(view(quick)).toEqual(view(parseExposition(next)));
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(12);
+    expect(declined).toBeGreaterThan(0);
+  });
+});
