@@ -115,6 +115,21 @@ export function fdCountFromStatWorks(procfs: string): boolean {
   }
 }
 
+/**
+ * The kernel page size when `procfs` is a real procfs (its statfs block size is PAGE_SIZE), else undefined.
+ * Page-based files (`statm`) are used only then; a fixture tree keeps the kB-based `status`.
+ */
+export function procfsPageSize(procfs: string): number | undefined {
+  try {
+    const s = fs.statfsSync(procfs);
+    if (s.type !== PROC_SUPER_MAGIC) return undefined;
+    const size = Number(s.bsize);
+    return Number.isInteger(size) && size >= 4096 && (size & (size - 1)) === 0 ? size : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Open fds of a process: the size of its fd directory when `bySize` (see fdCountFromStatWorks), else its entries. */
 export function countFds(fdDir: string, bySize: boolean): Promise<ReadResult<number>> {
   if (!bySize) return countEntries(fdDir);

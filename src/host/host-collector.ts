@@ -7,8 +7,14 @@ import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import type { Logger } from '../log';
 import type { CollectContext, ExpositionChunk, ExtraSource } from '../metrics/source';
-import { TextBuilder, type LabelPairs } from '../metrics/text-builder';
-import { sandboxLabels, type SandboxInfo } from '../types';
+import {
+  escapeHelp,
+  formatValue,
+  renderLabels,
+  type LabelPairs,
+  type MetricType,
+} from '../metrics/text-builder';
+import type { SandboxInfo } from '../types';
 import {
   isSaneNumber,
   isValidCpuGrowth,
@@ -27,7 +33,15 @@ import {
   workingSetBytes,
   type CgroupVersion,
 } from './cgroup-parse';
-import { countFds, fdCountFromStatWorks, mapLimit, readParsed, type ReadFailureReason } from './fs-read';
+import {
+  countFds,
+  fdCountFromStatWorks,
+  mapLimit,
+  procfsPageSize,
+  readParsed,
+  readParsedSync,
+  type ReadFailureReason,
+} from './fs-read';
 import { fixedHostFacts, systemHostFacts, type HostFactsProvider } from './host-facts';
 import { cgroupV2Marker, DEFAULT_HOST_PATHS, procFile, recordedStateFile } from './host-paths';
 import { parseRecordedState, type RecordedState } from './persist-parse';
@@ -36,11 +50,16 @@ import {
   COMPONENTS,
   DEFAULT_CLOCK_TICKS,
   parseProcIo,
+  parseProcStatm,
   parseProcStatus,
   parseUptime,
   processCpuSeconds,
   type Component,
+  type ProcStatus,
 } from './proc-parse';
+
+const parseMemoryCurrent = (t: string): number => parseCgroupValue(t, 'memory.current');
+const parseMemoryUsageInBytes = (t: string): number => parseCgroupValue(t, 'memory.usage_in_bytes');
 
 /** Guest-side usage of a sandbox's containers (from the agent), used for the overhead series. */
 export interface GuestUsage {
@@ -99,7 +118,65 @@ export const F = {
   duration: 'kata_monitor_host_collection_duration_seconds',
 } as const;
 
-function declareFamilies(b: TextBuilder, ownInvalid: boolean): void {
+/**
+ * The exposition text of one collection, byte for byte what TextBuilder writes (families in declaration order,
+ * samples of a family together), but samples are added as finished lines: label sets are rendered once per
+ * sandbox and component instead of once per sample.
+ */
+class LineBuilder {
+  private readonly families = new Map<string, { header: string; lines: string[] }>();
+
+  family(name: string, type: MetricType, help: string): void {
+    if (!this.families.has(name))
+      this.families.set(name, {
+        header: `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`,
+        lines: [],
+      });
+  }
+
+  /** `labels` is the rendered label set (`{...}` or empty). */
+  line(family: string, labels: string, value: number): void {
+    const f = this.families.get(family);
+    if (!f) throw new Error(`LineBuilder: family ${family} not declared`);
+    f.lines.push(family + labels + ' ' + formatValue(value) + '\n');
+  }
+
+  sample(family: string, labels: LabelPairs, value: number): void {
+    this.line(family, renderLabels(labels), value);
+  }
+
+  toString(): string {
+    let out = '';
+    for (const f of this.families.values()) if (f.lines.length > 0) out += f.header + f.lines.join('');
+    return out;
+  }
+}
+
+/** Rendered label sets of one sandbox (`{sandbox_id=...,cri_namespace="..."}` and one per component). */
+interface SandboxLabelText {
+  /** The label values they were rendered from. */
+  key: string;
+  pod: string;
+  component: Record<Component, string>;
+}
+
+function sandboxLabelKey(sb: SandboxInfo): string {
+  return `${sb.id}\0${sb.cri?.uid ?? ''}\0${sb.cri?.name ?? ''}\0${sb.cri?.namespace ?? ''}`;
+}
+
+function renderSandboxLabels(sb: SandboxInfo, key: string): SandboxLabelText {
+  const base: [string, string][] = [
+    ['sandbox_id', sb.id],
+    ['cri_uid', sb.cri?.uid ?? ''],
+    ['cri_name', sb.cri?.name ?? ''],
+    ['cri_namespace', sb.cri?.namespace ?? ''],
+  ];
+  const component = {} as Record<Component, string>;
+  for (const c of COMPONENTS) component[c] = renderLabels([...base, ['component', c]]);
+  return { key, pod: renderLabels(base), component };
+}
+
+function declareFamilies(b: LineBuilder, ownInvalid: boolean): void {
   b.family(F.hostCpus, 'gauge', 'Logical CPUs of the host (systeminformation).');
   b.family(F.hostMemory, 'gauge', 'Physical memory of the host in bytes (systeminformation).');
   b.family(F.procCpu, 'counter', 'CPU time (user+system) of a Kata host process of the sandbox, in seconds.');
@@ -148,12 +225,8 @@ function declareFamilies(b: TextBuilder, ownInvalid: boolean): void {
   b.family(F.duration, 'gauge', 'Duration of the last host collection, in seconds.');
 }
 
-interface Sample {
-  family: string;
-  labels: LabelPairs;
-  value: number;
-}
-type Sink = (family: string, labels: LabelPairs, value: number) => void;
+/** family, rendered labels, value: flat triples in the order they were produced. */
+type Sink = unknown[];
 
 interface RecordedCache {
   mtimeMs: number;
@@ -172,6 +245,25 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
   const facts: HostFactsProvider = opts.hostFacts ? fixedHostFacts(opts.hostFacts) : systemHostFacts(logger);
   /** Whether open fds can be counted with one stat (decided once: a property of the kernel and mount). */
   const fdsBySize = fdCountFromStatWorks(procfs);
+  /**
+   * On a real procfs, memory comes from `statm` (pages; the same kernel counters as status' VmRSS/VmSize, a
+   * fraction of the cost to generate and parse) and threads from the stat already read; elsewhere (fixture
+   * trees) from `status`. Decided once, like fdsBySize.
+   */
+  const pageSize = procfsPageSize(procfs);
+  /** Rendered label sets per sandbox id, re-rendered when a label value changes. */
+  const labelText = new Map<string, SandboxLabelText>();
+  const labelsOf = (sb: SandboxInfo): SandboxLabelText => {
+    const key = sandboxLabelKey(sb);
+    let t = labelText.get(sb.id);
+    if (t?.key !== key) {
+      t = renderSandboxLabels(sb, key);
+      labelText.set(sb.id, t);
+    }
+    return t;
+  };
+  /** cgroup file paths per `version\0relative path` (pure function of both; bounded by the sandbox set). */
+  const cgroupPaths = new Map<string, ReturnType<typeof cgroupFiles>>();
 
   const invalidCounts = new Map<string, number>();
   const readErrors = new Map<string, number>(); // key `file\0reason`
@@ -252,18 +344,22 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
     }
   }
 
-  async function readCgroup(
+  function readCgroup(
     version: CgroupVersion,
     rel: string,
-  ): Promise<{ cpuSeconds?: number; workingSetBytes?: number }> {
-    const files = cgroupFiles(sysfs, version, rel);
-    const [cpu, usage, stat] = await Promise.all([
-      readParsed(files.cpu, version === 2 ? parseCgroupV2CpuStat : parseCpuacctUsage),
-      readParsed(files.memUsage, t =>
-        parseCgroupValue(t, version === 2 ? 'memory.current' : 'memory.usage_in_bytes'),
-      ),
-      readParsed(files.memStat, parseMemoryStat),
-    ]);
+  ): { cpuSeconds?: number; workingSetBytes?: number } {
+    const k = `${version}\0${rel}`;
+    let files = cgroupPaths.get(k);
+    if (!files) {
+      files = cgroupFiles(sysfs, version, rel);
+      cgroupPaths.set(k, files);
+    }
+    const cpu = readParsedSync(files.cpu, version === 2 ? parseCgroupV2CpuStat : parseCpuacctUsage);
+    const usage = readParsedSync(
+      files.memUsage,
+      version === 2 ? parseMemoryCurrent : parseMemoryUsageInBytes,
+    );
+    const stat = readParsedSync(files.memStat, parseMemoryStat);
     const out: { cpuSeconds?: number; workingSetBytes?: number } = {};
     if (cpu.ok) out.cpuSeconds = cpu.value;
     else countRead('cgroup_cpu', cpu.reason);
@@ -315,6 +411,17 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
     return res;
   }
 
+  /** Memory and threads of a process: from statm + the stat read before (real procfs) or from status. */
+  function readMemory(proc: LiveProcess): ReturnType<typeof readParsedSync<ProcStatus>> {
+    if (pageSize === undefined) return readParsedSync(procFile(procfs, proc.pid, 'status'), parseProcStatus);
+    const r = readParsedSync(procFile(procfs, proc.pid, 'statm'), t => parseProcStatm(t, pageSize));
+    if (!r.ok) return r;
+    const out: ProcStatus = { threads: proc.stat.numThreads };
+    if (r.value.residentBytes !== undefined) out.residentBytes = r.value.residentBytes;
+    if (r.value.virtualBytes !== undefined) out.virtualBytes = r.value.virtualBytes;
+    return { ok: true, value: out };
+  }
+
   async function emitProcesses(
     b: Sink,
     sb: SandboxInfo,
@@ -322,20 +429,19 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
     uptime: number | undefined,
     hf: HostFacts,
   ): Promise<void> {
-    const base = sandboxLabels(sb);
+    const text = labelsOf(sb);
     const seen = new Set<number>();
+    const memoryFile = pageSize === undefined ? 'status' : 'statm';
     for (const { component, proc } of found.processes) {
       // The same PID under two components (remote hypervisor = shim) is reported once, under the first.
       if (seen.has(proc.pid)) continue;
       seen.add(proc.pid);
-      const [status, io, fds] = await Promise.all([
-        readParsed(procFile(procfs, proc.pid, 'status'), parseProcStatus),
-        readParsed(procFile(procfs, proc.pid, 'io'), parseProcIo),
-        countFds(procFile(procfs, proc.pid, 'fd'), fdsBySize),
-      ]);
+      const status = readMemory(proc);
+      const io = readParsedSync(procFile(procfs, proc.pid, 'io'), parseProcIo);
+      const fds = await countFds(procFile(procfs, proc.pid, 'fd'), fdsBySize);
       if (!status.ok) {
         // Most often the process exited between reading stat and status: report nothing rather than a mix.
-        countRead('status', status.reason);
+        countRead(memoryFile, status.reason);
         logger.debug('process status unreadable; process skipped', {
           sandbox_id: sb.id,
           component,
@@ -344,25 +450,25 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
         });
         continue;
       }
-      const labels: LabelPairs = [...base, ['component', component]];
+      const labels = text.component[component];
       const cpu = processCpuSeconds(proc.stat, clockTicks);
       const age = uptime === undefined ? undefined : uptime - proc.stat.startTimeTicks / clockTicks;
-      if (isValidProcessCpu(cpu, age, hf)) b(F.procCpu, labels, cpu);
+      if (isValidProcessCpu(cpu, age, hf)) b.push(F.procCpu, labels, cpu);
       else countInvalid(F.procCpu, cpu, sb.id);
       const rss = status.value.residentBytes;
       if (rss !== undefined) {
-        if (isValidMemoryBytes(rss, hf)) b(F.procRss, labels, rss);
+        if (isValidMemoryBytes(rss, hf)) b.push(F.procRss, labels, rss);
         else countInvalid(F.procRss, rss, sb.id);
       }
       const vsz = status.value.virtualBytes ?? proc.stat.vsizeBytes;
-      if (isSaneNumber(vsz)) b(F.procVsz, labels, vsz);
+      if (isSaneNumber(vsz)) b.push(F.procVsz, labels, vsz);
       else countInvalid(F.procVsz, vsz, sb.id);
-      if (fds.ok) b(F.procFds, labels, fds.value);
+      if (fds.ok) b.push(F.procFds, labels, fds.value);
       else countRead('fd', fds.reason);
-      b(F.procThreads, labels, status.value.threads);
+      b.push(F.procThreads, labels, status.value.threads);
       if (io.ok) {
-        b(F.procIoRead, labels, io.value.readBytes);
-        b(F.procIoWrite, labels, io.value.writeBytes);
+        b.push(F.procIoRead, labels, io.value.readBytes);
+        b.push(F.procIoWrite, labels, io.value.writeBytes);
       } else {
         countRead('io', io.reason);
       }
@@ -381,17 +487,17 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
       .filter((p): p is string => p !== undefined);
     const unique = [...new Set(rels)];
     if (unique.length === 0) return; // runtime-rs records none; nothing to read
-    const parts = await Promise.all(unique.map(rel => readCgroup(version, rel)));
+    const parts = unique.map(rel => readCgroup(version, rel));
     const atMs = now();
-    const labels = sandboxLabels(sb);
+    const labels = labelsOf(sb).pod;
     const guest = guestOf(sb.id);
     if (parts.every(p => p.cpuSeconds !== undefined)) {
       const cpu = parts.reduce((s, p) => s + p.cpuSeconds!, 0);
       if (cpuGrowthOk(sb.id, F.podCpu, cpu, atMs, hf)) {
-        b(F.podCpu, labels, cpu);
+        b.push(F.podCpu, labels, cpu);
         if (guest) {
           const o = overhead(cpu, guest.cpuSeconds);
-          if (cpuGrowthOk(sb.id, F.podOvhCpu, o, atMs, hf)) b(F.podOvhCpu, labels, o);
+          if (cpuGrowthOk(sb.id, F.podOvhCpu, o, atMs, hf)) b.push(F.podOvhCpu, labels, o);
           else countInvalid(F.podOvhCpu, o, sb.id);
         }
       } else {
@@ -401,10 +507,10 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
     if (parts.every(p => p.workingSetBytes !== undefined)) {
       const mem = parts.reduce((s, p) => s + p.workingSetBytes!, 0);
       if (isValidMemoryBytes(mem, hf)) {
-        b(F.podMem, labels, mem);
+        b.push(F.podMem, labels, mem);
         if (guest) {
           const o = overhead(mem, guest.memoryBytes);
-          if (isValidMemoryBytes(o, hf)) b(F.podOvhMem, labels, o);
+          if (isValidMemoryBytes(o, hf)) b.push(F.podOvhMem, labels, o);
           else countInvalid(F.podOvhMem, o, sb.id);
         }
       } else {
@@ -432,7 +538,7 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
 
   async function collectOnce(ctx: CollectContext): Promise<ExpositionChunk[]> {
     const started = now();
-    const b = new TextBuilder();
+    const b = new LineBuilder();
     declareFamilies(b, !opts.onInvalidSample);
     const known = await facts.get();
     if (known) {
@@ -445,6 +551,8 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
     pids.retain(ids);
     for (const id of recordedCache.keys()) if (!ids.has(id)) recordedCache.delete(id);
     for (const k of lastCpu.keys()) if (!ids.has(k.slice(0, k.indexOf('\0')))) lastCpu.delete(k);
+    for (const id of labelText.keys()) if (!ids.has(id)) labelText.delete(id);
+    if (cgroupPaths.size > 4 * ids.size + 64) cgroupPaths.clear();
 
     const [uptime, version] = await Promise.all([readUptime(), detectCgroupVersion()]);
     const live = ctx.signal.aborted ? [] : ctx.sandboxes;
@@ -459,14 +567,15 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
     }
     // Sandboxes are read concurrently; their samples are written afterwards in sandbox order (deterministic text).
     const samples = await mapLimit(idx, concurrency, async i => {
-      const out: Sample[] = [];
+      const out: Sink = [];
       if (ctx.signal.aborted) return out;
-      const sink: Sink = (family, labels, value) => out.push({ family, labels, value });
-      await emitProcesses(sink, live[i]!, found[i]!, uptime, hf);
-      await emitCgroups(sink, live[i]!, found[i]!.recorded, version, hf);
+      await emitProcesses(out, live[i]!, found[i]!, uptime, hf);
+      await emitCgroups(out, live[i]!, found[i]!.recorded, version, hf);
       return out;
     });
-    for (const list of samples) for (const x of list) b.sample(x.family, x.labels, x.value);
+    for (const list of samples)
+      for (let j = 0; j < list.length; j += 3)
+        b.line(list[j] as string, list[j + 1] as string, list[j + 2] as number);
 
     for (const [family, n] of [...invalidCounts].sort()) b.sample(F.invalid, [['family', family]], n);
     for (const [k, n] of [...readErrors].sort()) {

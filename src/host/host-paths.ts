@@ -20,8 +20,21 @@ export const DEFAULT_HOST_PATHS: Readonly<HostPaths> = Object.freeze({
   runDir: '/run',
 });
 
-export const procFile = (procfs: string, pid: number, name: string): string =>
-  path.join(procfs, String(pid), name);
+/** The normalised `<procfs>/` prefix per procfs root (a handful of distinct values per process). */
+const procRoots = new Map<string, string>();
+
+/**
+ * `<procfs>/<pid>/<name>`, the same string as `path.join(procfs, String(pid), name)` (pid is an integer and
+ * name a plain file name, so only the root needs normalising, once per root).
+ */
+export const procFile = (procfs: string, pid: number, name: string): string => {
+  let root = procRoots.get(procfs);
+  if (root === undefined) {
+    root = path.join(procfs, 'x').slice(0, -1);
+    if (procRoots.size < 64) procRoots.set(procfs, root);
+  }
+  return root + pid + '/' + name;
+};
 
 /** `<sandboxDir>/persist.json` (Go runtime) or `<sandboxDir>/state.json` (runtime-rs). */
 export const recordedStateFile = (sandboxDir: string, runtime: Runtime): string =>

@@ -42,6 +42,94 @@ function toInt(raw: string | undefined, file: string, what: string): number {
  * the fields after it are found from the LAST `)`.
  */
 export function parseProcStat(text: string): ProcStat {
+  return parseProcStatFast(text) ?? parseProcStatGeneral(text);
+}
+
+const SPACE = 0x20;
+const NEWLINE = 0x0a;
+const MINUS = 0x2d;
+const ZERO = 0x30;
+const NINE = 0x39;
+
+/**
+ * An optional integer token `text[from, to)`: `-?\d+`, else undefined. Up to 15 digits are summed exactly;
+ * longer ones go through Number() like the general parser.
+ */
+function intToken(text: string, from: number, to: number): number | undefined {
+  let i = from;
+  const neg = text.charCodeAt(i) === MINUS;
+  if (neg) i++;
+  if (i >= to) return undefined;
+  if (to - i > 15) {
+    for (let j = i; j < to; j++) {
+      const c = text.charCodeAt(j);
+      if (c < ZERO || c > NINE) return undefined;
+    }
+    return Number(text.slice(from, to));
+  }
+  let n = 0;
+  for (; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c < ZERO || c > NINE) return undefined;
+    n = n * 10 + (c - ZERO);
+  }
+  return neg ? -n : n;
+}
+
+/**
+ * The common case of `/proc/<pid>/stat` without regular expressions or a split: `<pid> (<comm>)` then fields
+ * separated by single spaces and a final newline, every needed field an integer. Undefined for anything else;
+ * the general parser then decides (same answer or the same error), so both paths agree by construction.
+ */
+function parseProcStatFast(text: string): ProcStat | undefined {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open <= 0 || close < open || text.charCodeAt(open - 1) !== SPACE) return undefined;
+  const pid = intToken(text, 0, open - 1);
+  if (pid === undefined) return undefined;
+  // Fields 3.. start after ") ".
+  let pos = close + 1;
+  if (text.charCodeAt(pos) !== SPACE) return undefined;
+  pos++;
+  const end = text.charCodeAt(text.length - 1) === NEWLINE ? text.length - 1 : text.length;
+  const want: number[] = new Array<number>(25);
+  let field = 3;
+  let state = '';
+  while (pos < end) {
+    let stop = text.indexOf(' ', pos);
+    if (stop < 0 || stop > end) stop = end;
+    if (stop === pos) return undefined; // two spaces in a row, or a trailing space
+    if (field === 3) {
+      state = text.slice(pos, stop);
+    } else if (field === 14 || field === 15 || field === 20 || field === 22 || field === 23 || field === 24) {
+      const v = intToken(text, pos, stop);
+      if (v === undefined) return undefined;
+      want[field] = v;
+    } else {
+      // Tokens we do not read: only whitespace other than single spaces would make the split differ.
+      for (let j = pos; j < stop; j++) {
+        const c = text.charCodeAt(j);
+        if (c <= SPACE || c === 0x7f || c > 0x7e) return undefined;
+      }
+    }
+    field++;
+    pos = stop + 1;
+  }
+  if (field <= 24 || !/^[A-Za-z]$/.test(state)) return undefined;
+  return {
+    pid,
+    comm: text.slice(open + 1, close),
+    state,
+    utimeTicks: want[14]!,
+    stimeTicks: want[15]!,
+    numThreads: want[20]!,
+    startTimeTicks: want[22]!,
+    vsizeBytes: want[23]!,
+    rssPages: want[24]!,
+  };
+}
+
+function parseProcStatGeneral(text: string): ProcStat {
   const open = text.indexOf('(');
   const close = text.lastIndexOf(')');
   if (open < 0 || close < 0) {
@@ -132,6 +220,42 @@ export function parseProcStatus(text: string): ProcStatus {
   if (rss !== undefined) out.residentBytes = rss;
   if (size !== undefined) out.virtualBytes = size;
   return out;
+}
+
+export interface ProcStatm {
+  /** Field 1 (`size`, pages) in bytes: VmSize. Undefined for a task without mm (all fields 0). */
+  virtualBytes?: number;
+  /** Field 2 (`resident`, pages) in bytes: VmRSS (same kernel counters as status). Undefined without mm. */
+  residentBytes?: number;
+}
+
+/**
+ * `/proc/<pid>/statm` (`size resident shared text lib data dt`, in pages). The kernel prints seven zeros for a
+ * task without mm (kernel thread, zombie): that reads as no memory fields, like status without VmRSS/VmSize.
+ */
+export function parseProcStatm(text: string, pageSize: number): ProcStatm {
+  let i = 0;
+  const fields: number[] = [];
+  while (fields.length < 2) {
+    while (i < text.length && (text.charCodeAt(i) === SPACE || text.charCodeAt(i) === NEWLINE)) i++;
+    if (i >= text.length) break;
+    let stop = i;
+    while (stop < text.length && text.charCodeAt(stop) !== SPACE && text.charCodeAt(stop) !== NEWLINE) stop++;
+    const v = intToken(text, i, stop);
+    if (v === undefined || v < 0)
+      throw new HostParseError(
+        'HOST_PARSE_INVALID',
+        'statm',
+        `not a page count: ${JSON.stringify(text.slice(i, Math.min(stop, i + 40)))}`,
+      );
+    fields.push(v);
+    i = stop;
+  }
+  if (fields.length < 2)
+    throw new HostParseError('HOST_PARSE_TRUNCATED', 'statm', `only ${fields.length} of 7 fields`);
+  const [size, resident] = fields as [number, number];
+  if (size === 0 && resident === 0) return {};
+  return { virtualBytes: size * pageSize, residentBytes: resident * pageSize };
 }
 
 export interface ProcIo {
