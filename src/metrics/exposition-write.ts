@@ -6,7 +6,15 @@
  * (or as a new `{…}` after the metric name), and the family's rename prefix in front.
  */
 import type { Writable } from 'node:stream';
-import { FLAG_BRACES, FLAG_NEED_COMMA, ROW, splitOf } from './exposition-parse';
+
+/**
+ * exposition-parse's ROW, FLAG_BRACES and FLAG_NEED_COMMA as module-local consts: an imported (or exported)
+ * const is a property load per use in CommonJS output, and these are used per sample line. The byte-exact
+ * writer tests fail if they drift from the parser's.
+ */
+const ROW = 3;
+const FLAG_BRACES = 1;
+const FLAG_NEED_COMMA = 2;
 import type { MergedFamily } from './merge';
 
 /** Build output strings up to about this size before handing them to the stream. */
@@ -117,7 +125,7 @@ export function* renderByteChunks(
           const start = table[row]!;
           const end = table[row + 1]!;
           const m = table[row + 2]!;
-          const split = start + splitOf(m);
+          const split = start + (m >>> 3); // splitOf(m), inlined
           const splice = (m & FLAG_BRACES) === 0 ? asSet : (m & FLAG_NEED_COMMA) !== 0 ? withComma : bare;
           const need = plen + (end - start) + splice.length + 1;
           if (pos + need > size && pos > 0) yield flush();

@@ -285,3 +285,4 @@ describe('byte writer (samples copied from the body Buffer)', () => {
     for (const { chunk, copy } of seen) expect(chunk.equals(copy)).toBe(true);
   });
 });
+
