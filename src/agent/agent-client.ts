@@ -57,12 +57,7 @@ export class AgentClient {
 
   /** `grpc.AgentService/GetMetrics`: the guest's Prometheus text. */
   async getMetrics(opts: AgentCallOptions = {}): Promise<string> {
-    const payload = await this.call(
-      AGENT_SERVICE,
-      'GetMetrics',
-      this.codec.encode('grpc.GetMetricsRequest', {}),
-      opts,
-    );
+    const payload = await this.call(AGENT_SERVICE, 'GetMetrics', this.codec.emptyRequest, opts);
     return this.codec.decode<{ metrics: string }>('grpc.Metrics', payload).metrics;
   }
 
@@ -71,7 +66,7 @@ export class AgentClient {
     const payload = await this.call(
       AGENT_SERVICE,
       'StatsContainer',
-      this.codec.encode('grpc.StatsContainerRequest', { container_id: containerId }),
+      this.codec.encodeStatsContainerRequest(containerId),
       opts,
     );
     return this.codec.decodeStatsContainerResponse(payload);
@@ -79,23 +74,13 @@ export class AgentClient {
 
   /** `grpc.AgentService/GetGuestDetails` (asks for nothing optional). */
   async guestDetails(opts: AgentCallOptions = {}): Promise<GuestDetailsResponse> {
-    const payload = await this.call(
-      AGENT_SERVICE,
-      'GetGuestDetails',
-      this.codec.encode('grpc.GuestDetailsRequest', {}),
-      opts,
-    );
+    const payload = await this.call(AGENT_SERVICE, 'GetGuestDetails', this.codec.emptyRequest, opts);
     return this.codec.decode<GuestDetailsResponse>('grpc.GuestDetailsResponse', payload);
   }
 
   /** `grpc.Health/Check`: the ServingStatus number (1 = SERVING). */
   async check(opts: AgentCallOptions = {}): Promise<number> {
-    const payload = await this.call(
-      HEALTH_SERVICE,
-      'Check',
-      this.codec.encode('grpc.CheckRequest', {}),
-      opts,
-    );
+    const payload = await this.call(HEALTH_SERVICE, 'Check', this.codec.emptyRequest, opts);
     return this.codec.decode<{ status: number }>('grpc.HealthCheckResponse', payload).status;
   }
 

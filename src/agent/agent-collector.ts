@@ -308,7 +308,11 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
   /** Sum of the guest containers' CPU seconds and memory from the last collection that reached the agent. */
   const guestUsageBySandbox = new Map<string, { cpuSeconds: number; memoryBytes: number }>();
 
-  async function collectOne(sb: SandboxInfo, ctx: CollectContext): Promise<SandboxResult> {
+  async function collectOne(
+    sb: SandboxInfo,
+    ctx: CollectContext,
+    cancelled: Promise<never>,
+  ): Promise<SandboxResult> {
     const st = stateOf(sb.id);
     const result: SandboxResult = {};
     // Health, details and container stats run beside the shim scrapes and keep to their deadline; only the
@@ -353,7 +357,7 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
 
     const wantMetricsNow = mode === 'always';
     const outcomeP: Promise<ShimOutcome | undefined> =
-      mode === 'never' ? Promise.resolve(undefined) : untilAborted(ctx.shimOutcome(sb.id), ctx.signal);
+      mode === 'never' ? Promise.resolve(undefined) : Promise.race([ctx.shimOutcome(sb.id), cancelled]);
     outcomeP.catch(() => undefined); // awaited below; early returns must not leave it unhandled
 
     const url = await agentUrlOf(sb, st, ctx.signal);
@@ -432,14 +436,21 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
       for (const dir of dirCache.keys()) if (!dirs.has(dir)) dirCache.delete(dir);
 
       for (const id of guestUsageBySandbox.keys()) if (!present.has(id)) guestUsageBySandbox.delete(id);
-      const results = await Promise.all(
-        ctx.sandboxes.map(sb =>
-          collectOne(sb, ctx).catch(err => {
-            log.warn('agent collection failed', { sandbox_id: sb.id, err: getErrorMessage(err) });
-            return {} as SandboxResult;
-          }),
-        ),
-      );
+      // One abort listener for the whole collection (not one per sandbox).
+      const abort = whenAborted(ctx.signal);
+      let results: SandboxResult[];
+      try {
+        results = await Promise.all(
+          ctx.sandboxes.map(sb =>
+            collectOne(sb, ctx, abort.promise).catch(err => {
+              log.warn('agent collection failed', { sandbox_id: sb.id, err: getErrorMessage(err) });
+              return {} as SandboxResult;
+            }),
+          ),
+        );
+      } finally {
+        abort.dispose();
+      }
 
       const agent = new TextBuilder();
       declareAgentFamilies(agent);
@@ -496,21 +507,21 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
   };
 }
 
-/** Resolve with `p`, or reject with Cancelled as soon as `signal` aborts. */
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Cancelled('aborted'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new Cancelled('aborted'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      v => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      e => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
+/**
+ * A promise that rejects with Cancelled once `signal` aborts (never resolves), shared by every sandbox of a
+ * collection; `dispose` removes its listener. Its rejection is marked handled: racing it is optional.
+ */
+function whenAborted(signal: AbortSignal): { promise: Promise<never>; dispose(): void } {
+  if (signal.aborted) {
+    const promise = Promise.reject(new Cancelled('aborted'));
+    promise.catch(() => undefined);
+    return { promise, dispose: () => undefined };
+  }
+  let onAbort: () => void = () => undefined;
+  const promise = new Promise<never>((_resolve, reject) => {
+    onAbort = (): void => reject(new Cancelled('aborted'));
   });
+  promise.catch(() => undefined);
+  signal.addEventListener('abort', onAbort, { once: true });
+  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
 }

@@ -290,9 +290,24 @@ export class AgentCodec {
     );
   }
 
+  /**
+   * The envelope of every call: encoded straight from the plain object (no fromObject copy; the fields are
+   * already of their wire types) into a Buffer view of the writer's bytes (no second copy). Same bytes as
+   * `encode('ttrpc.Request', req)`.
+   */
   encodeRequest(req: Partial<TtrpcRequestMessage> & { service: string; method: string }): Buffer {
-    return this.encode('ttrpc.Request', req);
+    const u = this.type('ttrpc.Request').encode(req).finish();
+    return Buffer.from(u.buffer, u.byteOffset, u.length);
   }
+
+  /** grpc.StatsContainerRequest for one container id (the per-container call of every scrape). */
+  encodeStatsContainerRequest(containerId: string): Buffer {
+    const u = this.type('grpc.StatsContainerRequest').encode({ container_id: containerId }).finish();
+    return Buffer.from(u.buffer, u.byteOffset, u.length);
+  }
+
+  /** An empty request message (GetMetrics, GetGuestDetails, Check ask for nothing): zero bytes. */
+  readonly emptyRequest: Buffer = Buffer.alloc(0);
   decodeRequest(bytes: Uint8Array): TtrpcRequestMessage {
     return this.decode<TtrpcRequestMessage>('ttrpc.Request', bytes);
   }
@@ -306,7 +321,12 @@ export class AgentCodec {
       payload?: Uint8Array;
     };
     const out: TtrpcResponseMessage = {
-      payload: msg.payload ? Buffer.from(msg.payload) : Buffer.alloc(0),
+      // A view, not a copy: the frame's bytes belong to this response alone (FrameSplitter hands out owned buffers).
+      payload: Buffer.isBuffer(msg.payload)
+        ? msg.payload
+        : msg.payload
+          ? Buffer.from(msg.payload)
+          : Buffer.alloc(0),
     };
     if (msg.status) out.status = { code: msg.status.code ?? 0, message: msg.status.message ?? '' };
     return out;

@@ -57,6 +57,11 @@ interface Pending {
   method: string;
   resolve(payload: Buffer): void;
   reject(err: Error): void;
+  /** Absolute deadline (Date.now() based), Infinity for none. */
+  deadline: number;
+  /** What the caller granted, ms (for the timeout message). */
+  grantedMs: number;
+  signal: AbortSignal | undefined;
 }
 
 export interface TtrpcClientOptions {
@@ -74,6 +79,18 @@ export class TtrpcClient {
   private nextId = 1;
   private closedError: KataMonitorError | undefined;
   private readonly closeListeners: ((err: KataMonitorError) => void)[] = [];
+  /**
+   * One timer per connection, armed for the earliest pending deadline (not one per call): a scrape's calls
+   * share their deadline, so it is armed about once per collection instead of once per call.
+   */
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  /**
+   * The abort signal this connection listens to: kept from call to call while callers pass the same one (a
+   * collection's), moved when another comes, removed on close. Not one add/remove per call.
+   */
+  private boundSignal: AbortSignal | undefined;
+  private readonly onSignalAbort = (): void => this.abortSignalled();
 
   constructor(stream: Duplex, opts: TtrpcClientOptions = {}) {
     this.stream = stream;
@@ -127,7 +144,9 @@ export class TtrpcClient {
       return Promise.reject(this.closedError!);
     }
     this.nextId += 2;
-    const metadata = Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value }));
+    const metadata = opts.metadata
+      ? Object.entries(opts.metadata).map(([key, value]) => ({ key, value }))
+      : [];
     let frame: Buffer;
     try {
       frame = encodeFrame(
@@ -145,42 +164,82 @@ export class TtrpcClient {
     } catch (err) {
       return Promise.reject(err);
     }
-    return new Promise<Buffer>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const cleanup = (): void => {
-        if (timer) clearTimeout(timer);
-        opts.signal?.removeEventListener('abort', onAbort);
-        this.pending.delete(streamId);
-      };
-      const onAbort = (): void => {
-        cleanup();
-        reject(new KataMonitorError('AGENT_TIMEOUT', `${this.name}${full}: cancelled (deadline reached)`));
-      };
+    const signal = opts.signal;
+    const p = new Promise<Buffer>((resolve, reject) => {
       this.pending.set(streamId, {
         method: full,
-        resolve: p => {
-          cleanup();
-          resolve(p);
-        },
-        reject: e => {
-          cleanup();
-          reject(e);
-        },
+        resolve,
+        reject,
+        deadline,
+        grantedMs: deadline - now,
+        signal,
       });
-      if (Number.isFinite(deadline)) {
-        timer = setTimeout(() => {
-          cleanup();
-          reject(
-            new KataMonitorError(
-              'AGENT_TIMEOUT',
-              `${this.name}${full}: no answer within ${deadline - now} ms`,
-            ),
-          );
-        }, deadline - now);
-      }
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-      this.stream.write(frame);
     });
+    if (Number.isFinite(deadline)) this.armTimer(deadline, now);
+    if (signal && signal !== this.boundSignal) this.bindSignal(signal);
+    this.stream.write(frame);
+    return p;
+  }
+
+  private armTimer(deadline: number, now: number): void {
+    if (this.timer && this.timerAt <= deadline) {
+      this.timer.ref();
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = deadline;
+    this.timer = setTimeout(() => this.onTimer(), Math.max(1, deadline - now));
+  }
+
+  /** Fail every call whose deadline passed; re-arm for the next one. */
+  private onTimer(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const now = Date.now();
+    let next = Infinity;
+    for (const [id, p] of this.pending) {
+      if (p.deadline <= now) {
+        this.pending.delete(id);
+        p.reject(
+          new KataMonitorError(
+            'AGENT_TIMEOUT',
+            `${this.name}${p.method}: no answer within ${p.grantedMs} ms`,
+          ),
+        );
+      } else if (p.deadline < next) {
+        next = p.deadline;
+      }
+    }
+    if (Number.isFinite(next)) this.armTimer(next, now);
+  }
+
+  /** Nothing pending: the timer must not keep the process alive (it stays armed for the next call). */
+  private settle(streamId: number): Pending | undefined {
+    const p = this.pending.get(streamId);
+    if (!p) return undefined;
+    this.pending.delete(streamId);
+    if (this.pending.size === 0) this.timer?.unref();
+    return p;
+  }
+
+  private bindSignal(signal: AbortSignal): void {
+    this.boundSignal?.removeEventListener('abort', this.onSignalAbort);
+    this.boundSignal = signal;
+    signal.addEventListener('abort', this.onSignalAbort, { once: true });
+  }
+
+  /** The bound signal aborted: fail the calls made with it. */
+  private abortSignalled(): void {
+    const signal = this.boundSignal;
+    this.boundSignal = undefined;
+    for (const [id, p] of this.pending) {
+      if (p.signal !== signal) continue;
+      this.pending.delete(id);
+      p.reject(
+        new KataMonitorError('AGENT_TIMEOUT', `${this.name}${p.method}: cancelled (deadline reached)`),
+      );
+    }
+    if (this.pending.size === 0) this.timer?.unref();
   }
 
   /** Close the connection; pending calls fail with AGENT_UNREACHABLE. */
@@ -200,7 +259,7 @@ export class TtrpcClient {
     }
     for (const f of frames) {
       if (f.type !== MessageType.Response) continue; // no streaming calls: Data frames are ignored
-      const p = this.pending.get(f.streamId);
+      const p = this.settle(f.streamId);
       if (!p) continue; // late answer to a call that already timed out
       let res;
       try {
@@ -235,8 +294,14 @@ export class TtrpcClient {
   private fail(err: KataMonitorError): void {
     if (this.closedError) return;
     this.closedError = err;
-    for (const p of [...this.pending.values()]) p.reject(err);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    this.boundSignal?.removeEventListener('abort', this.onSignalAbort);
+    this.boundSignal = undefined;
+    const pending = [...this.pending.values()];
     this.pending.clear();
+    for (const p of pending) p.reject(err);
     this.stream.destroy();
     for (const cb of this.closeListeners.splice(0)) cb(err);
   }

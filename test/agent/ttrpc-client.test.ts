@@ -180,4 +180,76 @@ describe('TtrpcClient', () => {
     expect((await p.catch(e => e)).code).toBe('AGENT_PROTOCOL');
     expect(client.closed).toBe(false);
   });
+
+  describe('one deadline timer and one abort listener per connection', () => {
+    const errCode = (p: Promise<unknown>): Promise<string> =>
+      p.then(
+        () => 'resolved',
+        (e: unknown) => (e instanceof KataMonitorError ? e.code : String(e)),
+      );
+
+    it('fails every call past its deadline, the earlier deadline first, and answers the rest', async () => {
+      client = new TtrpcClient(await connect(path.join(dir, 't.sock')));
+      const late = client.call('svc.S', 'Late', Buffer.alloc(0), { deadline: Date.now() + 60_000 });
+      const lateState = errCode(late);
+      const early1 = client.call('svc.S', 'E1', Buffer.alloc(0), { timeoutMs: 30 });
+      const early2 = client.call('svc.S', 'E2', Buffer.alloc(0), { timeoutMs: 30 });
+      expect(await errCode(early1)).toBe('AGENT_TIMEOUT');
+      expect(await errCode(early2)).toBe('AGENT_TIMEOUT');
+      await expect(early1).rejects.toThrow(/E1: no answer within \d+ ms/);
+      // The later call is still pending after the earlier ones timed out; answering it resolves it.
+      expect(client.inFlight).toBe(1);
+      await until(() => srv.seen.length === 3);
+      srv.answer(srv.seen[0]!, Buffer.from('ok'));
+      expect((await late).toString()).toBe('ok');
+      expect(await lateState).toBe('resolved');
+      // A new call with a deadline after a timer that already fired is timed out too.
+      const again = client.call('svc.S', 'Again', Buffer.alloc(0), { timeoutMs: 20 });
+      expect(await errCode(again)).toBe('AGENT_TIMEOUT');
+      expect(client.inFlight).toBe(0);
+    });
+
+    it('cancels only the calls made with the aborted signal, across signal changes', async () => {
+      client = new TtrpcClient(await connect(path.join(dir, 't.sock')));
+      const a = new AbortController();
+      const b = new AbortController();
+      const a1 = client.call('svc.S', 'A1', Buffer.alloc(0), { signal: a.signal, timeoutMs: 10_000 });
+      const a2 = client.call('svc.S', 'A2', Buffer.alloc(0), { signal: a.signal, timeoutMs: 10_000 });
+      const b1 = client.call('svc.S', 'B1', Buffer.alloc(0), { signal: b.signal, timeoutMs: 10_000 });
+      const b1State = errCode(b1);
+      // Aborting b fails b's call only; a's calls are answered normally.
+      b.abort();
+      expect(await b1State).toBe('AGENT_TIMEOUT');
+      await expect(b1).rejects.toThrow(/B1: cancelled \(deadline reached\)/);
+      expect(client.inFlight).toBe(2);
+      await until(() => srv.seen.length === 3);
+      srv.answer(srv.seen[0]!, Buffer.from('1'));
+      srv.answer(srv.seen[1]!, Buffer.from('2'));
+      expect((await Promise.all([a1, a2])).map(x => x.toString())).toEqual(['1', '2']);
+      // A call with an already aborted signal fails at once; a fresh signal is listened to again.
+      await expect(client.call('svc.S', 'X', Buffer.alloc(0), { signal: b.signal })).rejects.toThrow(
+        /deadline already passed/,
+      );
+      const c = new AbortController();
+      const c1 = client.call('svc.S', 'C1', Buffer.alloc(0), { signal: c.signal });
+      c.abort();
+      expect(await errCode(c1)).toBe('AGENT_TIMEOUT');
+      expect(client.inFlight).toBe(0);
+    });
+
+    it('keeps listening to the signal a connection saw last and lets go of it on close', async () => {
+      client = new TtrpcClient(await connect(path.join(dir, 't.sock')));
+      const a = new AbortController();
+      const p = client.call('svc.S', 'A', Buffer.alloc(0), { signal: a.signal, timeoutMs: 10_000 });
+      await until(() => srv.seen.length === 1);
+      srv.answer(srv.seen[0]!, Buffer.alloc(0));
+      await p;
+      // The next call with the same signal is cancelled by it as well.
+      const q = client.call('svc.S', 'B', Buffer.alloc(0), { signal: a.signal, timeoutMs: 10_000 });
+      a.abort();
+      expect(await errCode(q)).toBe('AGENT_TIMEOUT');
+      client.close();
+      expect(await errCode(client.call('svc.S', 'C', Buffer.alloc(0)))).toBe('AGENT_UNREACHABLE');
+    });
+  });
 });
