@@ -143,6 +143,7 @@ export function createMetricsHandler(
 
     let collection: Collection;
     let part: ((p: { sandboxId?: string }) => boolean) | undefined;
+    let shimFailure: string | undefined;
     if (sandboxId !== null) {
       if (!isValidId(sandboxId)) {
         plain(res, 400, `invalid sandbox id ${JSON.stringify(sandboxId.slice(0, 200))}`);
@@ -154,17 +155,38 @@ export function createMetricsHandler(
         return;
       }
       collection = await collector.collectOne(sb, timeoutMs, extraMs);
-      const outcome = collection.outcomes.get(sandboxId);
-      if (outcome && !outcome.ok) {
-        plain(res, 502, `sandbox ${sandboxId} could not be scraped (${outcome.reason}): ${outcome.message}`);
-        return;
-      }
       part = p => p.sandboxId === sandboxId;
+      const outcome = collection.outcomes.get(sandboxId);
+      if (outcome && !outcome.ok) shimFailure = `${outcome.reason}: ${outcome.message}`;
     } else {
       collection = await collector.collectAll(deps.listSandboxes(), timeoutMs, extraMs);
     }
+    try {
+      await respond(req, res, collection, prefixes, part, shimFailure, sandboxId);
+    } finally {
+      collection.release();
+    }
+  }
 
+  async function respond(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    collection: Collection,
+    prefixes: string[] | undefined,
+    part: ((p: { sandboxId?: string }) => boolean) | undefined,
+    shimFailure: string | undefined,
+    sandboxId: string | null,
+  ): Promise<void> {
     const families = selectFamilies(collection.families, { prefixes, part });
+    if (shimFailure !== undefined) {
+      // The shim failed. What the agent fallback brought for the sandbox is still served (with the failure
+      // in a header); with nothing at all, the failure is the answer.
+      if (families.length === 0) {
+        plain(res, 502, `sandbox ${sandboxId ?? ''} could not be scraped (${shimFailure})`);
+        return;
+      }
+      res.setHeader('X-Kata-Monitor-Shim-Error', shimFailure.replace(/[\r\n]+/g, ' ').slice(0, 500));
+    }
     if (res.destroyed || res.writableEnded) return; // the client went away while we collected
 
     const gzip = acceptsGzip(req.headers['accept-encoding']);

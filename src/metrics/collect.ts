@@ -18,6 +18,7 @@ import {
   type ParseTemplate,
   type ParsedExposition,
 } from './exposition-parse';
+import { BodyPool, type BodyLease } from './body-pool';
 import { mergeParts, type MergePart, type MergedFamily } from './merge';
 import { dropFamilies, renameRuntimeFamilies, resolveLabelCollisions, sandboxLabelText } from './relabel';
 import type { SelfMetrics } from './self-metrics';
@@ -25,7 +26,13 @@ import type { CollectContext, ExpositionChunk, ExtraSource, ShimOutcome } from '
 
 export type FetchShimMetrics = (
   sb: SandboxInfo,
-  opts: { timeoutMs: number; signal: AbortSignal },
+  opts: {
+    timeoutMs: number;
+    signal: AbortSignal;
+    /** Where to put the body (reused Buffers; see BodyPool), and the size it probably has. */
+    store?: BodyPool;
+    sizeHint?: number;
+  },
 ) => Promise<Buffer>;
 
 export interface CollectorConfig {
@@ -55,6 +62,12 @@ export interface Collection {
   families: readonly MergedFamily[];
   /** Whether any sandbox failed (policy skips such as `unsafe_skipped` are not failures). */
   failed: boolean;
+  /**
+   * Say that one user of the collection is done with it (its response is written or abandoned). Every
+   * caller of collectAll/collectOne must call it once: the shim bodies the families point into are reused
+   * after the last call.
+   */
+  release(): void;
 }
 
 /** Extra time a source gets after the deadline to hand in what it has (it is told via the abort signal). */
@@ -87,6 +100,7 @@ export function defaultFetchShimMetrics(maxBytes: number): FetchShimMetrics {
       timeoutMs: opts.timeoutMs,
       maxBytes,
       signal: opts.signal,
+      ...(opts.store ? { store: opts.store, sizeHint: opts.sizeHint ?? 0 } : {}),
     });
     return res.body;
   };
@@ -114,6 +128,13 @@ interface ShimResult {
   sb: SandboxInfo;
   outcome: ShimOutcome;
   exposition?: ParsedExposition;
+  /** The pooled Buffer of the body, held until the collection is released. */
+  lease?: BodyLease;
+}
+
+/** A collection's users: counted while it runs, released one by one after. */
+interface Users {
+  count: number;
 }
 
 /** A FIFO counting semaphore whose waiters give up when a signal aborts. */
@@ -199,13 +220,17 @@ export class Collector {
   private readonly sources: readonly ExtraSource[];
   private readonly slots: Slots;
   /** The aggregated collection in progress (single flight). */
-  private running: { promise: Promise<Collection>; ids: ReadonlySet<string> } | undefined;
+  private running: { promise: Promise<Collection>; ids: ReadonlySet<string>; users: Users } | undefined;
   /** Single-sandbox collections in progress, by sandbox id. */
-  private readonly runningOne = new Map<string, Promise<Collection>>();
+  private readonly runningOne = new Map<string, { promise: Promise<Collection>; users: Users }>();
+  /** Buffers shim bodies are read into, reused across collections. */
+  private readonly pool = new BodyPool(0);
+  /** Per sandbox, the size of its last body (the first Buffer for the next one). */
+  private readonly lastSize = new Map<string, number>();
   /** Label sets under which per-sandbox self metrics were last set, to remove them when a sandbox goes. */
   private readonly known = new Map<string, Record<string, string>>();
   /** Per sandbox, its last fully parsed body: the next body with the same series is checked, not parsed. */
-  private readonly templates = new Map<string, ParseTemplate>();
+  private readonly templates = new Map<string, { template: ParseTemplate; lease?: BodyLease }>();
 
   constructor(private readonly deps: CollectorDeps) {
     this.logger = deps.logger.child({ component: 'metrics-collect' });
@@ -213,6 +238,11 @@ export class Collector {
     this.sources = deps.extraSources ?? [];
     // One pool for every collection: overlapping single-sandbox and aggregated collections share the cap.
     this.slots = new Slots(deps.config.scrapeConcurrency);
+  }
+
+  /** Free bytes the body pool holds for the next collection (tests, diagnostics). */
+  get spareBodyBytes(): number {
+    return this.pool.spareSize;
   }
 
   /**
@@ -224,24 +254,39 @@ export class Collector {
     timeoutMs: number,
     sourcesTimeoutMs: number = timeoutMs,
   ): Promise<Collection> {
-    if (this.running) return this.running.promise;
+    if (this.running) {
+      this.running.users.count++;
+      return this.running.promise;
+    }
     const sorted = sortById(sandboxes);
-    const promise = this.run(sorted, timeoutMs, true, sourcesTimeoutMs).finally(() => {
+    const users: Users = { count: 1 };
+    const promise = this.run(sorted, timeoutMs, true, sourcesTimeoutMs, users).finally(() => {
       if (this.running?.promise === promise) this.running = undefined;
     });
-    this.running = { promise, ids: new Set(sorted.map(s => s.id)) };
+    this.running = { promise, ids: new Set(sorted.map(s => s.id)), users };
+    // Keep as many spare Buffers as two bodies per sandbox take (the pool then stops allocating).
+    let bytes = 0;
+    for (const n of this.lastSize.values()) bytes += n;
+    this.pool.setMaxSpareBytes(Math.max(bytes * 2, 1 << 20));
     return promise;
   }
 
   /** Collect one sandbox (for `?sandbox=`); shares a running aggregated or single collection covering it. */
   collectOne(sb: SandboxInfo, timeoutMs: number, sourcesTimeoutMs: number = timeoutMs): Promise<Collection> {
-    if (this.running?.ids.has(sb.id)) return this.running.promise;
+    if (this.running?.ids.has(sb.id)) {
+      this.running.users.count++;
+      return this.running.promise;
+    }
     const existing = this.runningOne.get(sb.id);
-    if (existing) return existing;
-    const promise = this.run([sb], timeoutMs, false, sourcesTimeoutMs).finally(() => {
-      if (this.runningOne.get(sb.id) === promise) this.runningOne.delete(sb.id);
+    if (existing) {
+      existing.users.count++;
+      return existing.promise;
+    }
+    const users: Users = { count: 1 };
+    const promise = this.run([sb], timeoutMs, false, sourcesTimeoutMs, users).finally(() => {
+      if (this.runningOne.get(sb.id)?.promise === promise) this.runningOne.delete(sb.id);
     });
-    this.runningOne.set(sb.id, promise);
+    this.runningOne.set(sb.id, { promise, users });
     return promise;
   }
 
@@ -250,6 +295,7 @@ export class Collector {
     timeoutMs: number,
     aggregated: boolean,
     sourcesTimeoutMs: number,
+    users: Users,
   ): Promise<Collection> {
     const start = Date.now();
     // Shims keep to `deadline`; sources may use the rest of what Prometheus allows (`sourcesDeadline`), so a
@@ -337,7 +383,14 @@ export class Collector {
           type: c.type,
         });
       }
-      return { sandboxes: sbs, outcomes, families: merged.families, failed };
+      const leases: BodyLease[] = [];
+      for (const r of shimResults) if (r.lease) leases.push(r.lease);
+      const release = (): void => {
+        if (users.count <= 0) return;
+        users.count--;
+        if (users.count === 0) for (const l of leases) l.release();
+      };
+      return { sandboxes: sbs, outcomes, families: merged.families, failed, release };
     } finally {
       clearTimeout(timer);
       ac.abort();
@@ -365,7 +418,13 @@ export class Collector {
     let body: Buffer;
     try {
       const timeoutMs = Math.max(1, Math.min(this.deps.config.shimTimeoutMs, deadline - Date.now()));
-      body = await raceSignal(this.fetch(sb, { timeoutMs, signal }), signal, `shim of sandbox ${sb.id}`);
+      const fetched = this.fetch(sb, {
+        timeoutMs,
+        signal,
+        store: this.pool,
+        sizeHint: this.lastSize.get(sb.id) ?? 0,
+      });
+      body = await raceSignal(fetched, signal, `shim of sandbox ${sb.id}`);
     } catch (err) {
       const e =
         err instanceof ShimError ? err : classifyTransportError(err, path.join(sb.dir, SHIM_SOCKET_NAME));
@@ -373,10 +432,13 @@ export class Collector {
     } finally {
       this.slots.release();
     }
+    this.lastSize.set(sb.id, body.length);
+    const lease = this.pool.lease(body);
     let exposition: ParsedExposition;
     try {
-      exposition = await this.parseShimBody(sb.id, body);
+      exposition = await this.parseShimBody(sb.id, body, lease);
     } catch (err) {
+      lease?.release();
       const msg =
         err instanceof ParseError ? `shim body does not parse: ${err.message}` : getErrorMessage(err);
       return { sb, outcome: failure('parse', msg, Date.now() - t0) };
@@ -386,21 +448,36 @@ export class Collector {
     return {
       sb,
       exposition,
+      ...(lease ? { lease } : {}),
       outcome: { ok: true, durationMs: Date.now() - t0, families: new Set(exposition.families.keys()) },
     };
   }
 
   /** Parse a shim body: against the sandbox's template when it matches, else in full (a new template). */
-  private async parseShimBody(id: string, body: Buffer): Promise<ParsedExposition> {
-    const template = this.templates.get(id);
-    if (template) {
-      const quick = reparse(template, body);
+  private async parseShimBody(
+    id: string,
+    body: Buffer,
+    lease: BodyLease | undefined,
+  ): Promise<ParsedExposition> {
+    const kept = this.templates.get(id);
+    if (kept) {
+      const quick = reparse(kept.template, body);
       if (quick) return quick;
     }
     const p = new ExpositionParser(body);
     while (!p.parseSome(PARSE_SLICE_LINES)) await nextTick();
-    this.templates.set(id, p.template());
+    // The new template holds on to its body; the old one's body can go back to the pool.
+    this.dropTemplate(id);
+    this.templates.set(
+      id,
+      lease ? { template: p.template(), lease: lease.retain() } : { template: p.template() },
+    );
     return p.result();
+  }
+
+  private dropTemplate(id: string): void {
+    this.templates.get(id)?.lease?.release();
+    this.templates.delete(id);
   }
 
   private async runSource(
@@ -514,7 +591,8 @@ export class Collector {
       m.sandboxScrapeDurationSeconds.remove(labels);
       for (const reason of ALL_REASONS) m.sandboxScrapeErrorsTotal.remove({ sandbox_id: id, reason });
       this.known.delete(id);
-      this.templates.delete(id);
+      this.dropTemplate(id);
+      this.lastSize.delete(id);
     }
   }
 }

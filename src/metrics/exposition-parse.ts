@@ -735,8 +735,7 @@ export class ExpositionParser {
 export function forEachSample(f: ParsedFamily, fn: (start: number, end: number, meta: number) => void): void {
   const { table, segs } = f;
   for (let s = 0; s < segs.length; s += 2) {
-    for (let r = segs[s]!; r < segs[s + 1]!; r++)
-      fn(table[r * R]!, table[r * R + 1]!, table[r * R + 2]!);
+    for (let r = segs[s]!; r < segs[s + 1]!; r++) fn(table[r * R]!, table[r * R + 1]!, table[r * R + 2]!);
   }
 }
 

@@ -24,6 +24,17 @@ export interface HttpResponse {
   body: Buffer;
 }
 
+/**
+ * Where a reader puts body bytes when the bytes it is fed are a scratch buffer that the next read
+ * overwrites: it copies them into Buffers it gets here, growing as the body grows.
+ */
+export interface BodyStore {
+  /** A Buffer of at least `min` bytes. */
+  alloc(min: number): Buffer;
+  /** A Buffer from `alloc` that is no longer needed. */
+  free(buf: Buffer): void;
+}
+
 /** Longest status line + headers accepted. */
 export const MAX_HEAD_BYTES = 64 * 1024;
 /** Longest chunk-size line (with extensions) accepted. */
@@ -52,14 +63,20 @@ export class HttpResponseReader {
   private remaining = 0;
   /** Bytes of a chunk-size or trailer line split across reads. */
   private line = '';
+  /** With a store: the Buffer the body is copied into. */
+  private target: Buffer | undefined;
 
   /**
    * @param maxBody largest body accepted (decoded bytes)
    * @param noBody the request was HEAD: no body whatever the headers say
+   * @param store when given, pushed bytes are copied (the caller reuses its read buffer) into Buffers from
+   *   it, the first of at least `sizeHint` bytes; otherwise the body keeps views of the pushed Buffers
    */
   constructor(
     private readonly maxBody: number,
     private readonly noBody = false,
+    private readonly store?: BodyStore,
+    private readonly sizeHint = 0,
   ) {}
 
   /** Feed bytes read from the connection; true once the response is complete (later bytes are ignored). */
@@ -116,24 +133,50 @@ export class HttpResponseReader {
           : 'connection closed mid-response',
       );
     }
-    const body = this.body.length === 1 ? this.body[0]! : Buffer.concat(this.body, this.bodyBytes);
+    let body: Buffer;
+    if (this.store) body = this.target ? this.target.subarray(0, this.bodyBytes) : Buffer.alloc(0);
+    else body = this.body.length === 1 ? this.body[0]! : Buffer.concat(this.body, this.bodyBytes);
     return { status: this.status, headers: this.headers, body };
+  }
+
+  /** Give a store's Buffer back when the response is abandoned (error, timeout) instead of returned. */
+  discard(): void {
+    if (this.store && this.target) this.store.free(this.target);
+    this.target = undefined;
   }
 
   private addBody(data: Buffer, from: number, to: number): void {
     if (to <= from) return;
+    const had = this.bodyBytes;
     this.bodyBytes += to - from;
     if (this.bodyBytes > this.maxBody) {
       throw new HttpResponseError('too_large', `body larger than ${this.maxBody} bytes`);
     }
-    this.body.push(from === 0 && to === data.length ? data : data.subarray(from, to));
+    const store = this.store;
+    if (!store) {
+      this.body.push(from === 0 && to === data.length ? data : data.subarray(from, to));
+      return;
+    }
+    let target = this.target;
+    if (target === undefined || target.length < this.bodyBytes) {
+      const grown = store.alloc(Math.max(this.bodyBytes, this.sizeHint, target ? target.length * 2 : 0));
+      if (target !== undefined) {
+        target.copy(grown, 0, 0, had);
+        store.free(target);
+      }
+      target = grown;
+      this.target = grown;
+    }
+    data.copy(target, had, from, to);
   }
 
   /** Collect the head up to the blank line, then parse it. Returns where the body starts in `data`. */
   private readHead(data: Buffer, at: number): number {
     // The blank line may straddle reads: search the joined tail of what came before and this read.
     const prevTail = this.headBytes;
-    this.head.push(at === 0 ? data : data.subarray(at));
+    // A store means `data` is a scratch buffer the next read overwrites: keep a copy.
+    const piece = at === 0 ? data : data.subarray(at);
+    this.head.push(this.store ? Buffer.from(piece) : piece);
     this.headBytes += data.length - at;
     const joined = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head, this.headBytes);
     const searchFrom = Math.max(0, prevTail - 3);

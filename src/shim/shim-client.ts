@@ -5,7 +5,7 @@
  */
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { HttpResponseError, HttpResponseReader, type HttpResponse } from './http-response';
+import { HttpResponseError, HttpResponseReader, type BodyStore, type HttpResponse } from './http-response';
 import { usableUnixPath, type UsableUnixPath } from '../util/unix-path';
 import { KataMonitorError, errnoCode, getErrorMessage, type ErrorCode } from '../errors';
 import type { ScrapeErrorReason } from '../types';
@@ -36,6 +36,12 @@ export interface ShimRequestOptions {
   /** Aborts the request early (e.g. the scrape's own deadline). */
   signal?: AbortSignal;
   method?: string;
+  /**
+   * Read into `store.scratch` and copy the body into Buffers from the store (no per-read allocation); the
+   * first one of at least `sizeHint` bytes. Without it, the body is assembled from the socket's own reads.
+   */
+  store?: BodyStore & { scratch: Buffer };
+  sizeHint?: number;
 }
 
 export interface ShimResponse {
@@ -97,9 +103,29 @@ export function shimRequest(
       return;
     }
     const method = opts.method ?? 'GET';
-    const reader = new HttpResponseReader(opts.maxBytes, method === 'HEAD');
+    const reader = new HttpResponseReader(opts.maxBytes, method === 'HEAD', opts.store, opts.sizeHint);
     let settled = false;
-    const sock = net.createConnection({ path: usable.path });
+    const onData = (chunk: Buffer): void => {
+      if (settled) return;
+      try {
+        if (reader.push(chunk)) complete();
+      } catch (err) {
+        finish(readerError(err, socketPath, path, opts.maxBytes));
+      }
+    };
+    const scratch = opts.store?.scratch;
+    const sock = scratch
+      ? net.createConnection({
+          path: usable.path,
+          onread: {
+            buffer: scratch,
+            callback: (n: number, buf: Uint8Array): boolean => {
+              onData(Buffer.from(buf.buffer, buf.byteOffset, n));
+              return true;
+            },
+          },
+        })
+      : net.createConnection({ path: usable.path });
     const finish = (err: ShimError | null, res?: ShimResponse): void => {
       if (settled) return;
       settled = true;
@@ -107,8 +133,10 @@ export function shimRequest(
       opts.signal?.removeEventListener('abort', onAbort);
       usable.release();
       sock.destroy();
-      if (err) reject(err);
-      else if (res) resolve(res);
+      if (err) {
+        reader.discard();
+        reject(err);
+      } else if (res) resolve(res);
     };
     const onAbort = (): void =>
       finish(
@@ -166,14 +194,7 @@ export function shimRequest(
         `${method} ${path} HTTP/1.1\r\nHost: shim\r\nUser-Agent: kata-monitor\r\nConnection: close\r\n\r\n`,
       );
     });
-    sock.on('data', (chunk: Buffer) => {
-      if (settled) return;
-      try {
-        if (reader.push(chunk)) complete();
-      } catch (err) {
-        finish(readerError(err, socketPath, path, opts.maxBytes));
-      }
-    });
+    if (!scratch) sock.on('data', onData);
     sock.once('end', complete);
     sock.once('error', err => finish(classifyTransportError(err, socketPath)));
     sock.once('close', () => {

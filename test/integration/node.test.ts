@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { parseArgs } from '../../src/config';
+import { parseExposition } from '../../src/metrics/exposition-parse';
 import { silentLogger } from '../../src/log';
 import { startDaemon, type Daemon } from '../../src/main';
 import { defaultSimHooks, simSysfs } from '../../src/sim/default-hooks';
@@ -41,6 +42,39 @@ function samplesOf(body: string, family: string, id?: string): string[] {
         (l.startsWith(family + '{') || l.startsWith(family + ' ')) &&
         (!id || l.includes(`sandbox_id="${id}"`)),
     );
+}
+
+/** GET that reads one chunk, then waits for `resume` before reading the rest (a slow client). */
+function slowGet(url: string, resume: Promise<void>): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, res => {
+        const chunks: Buffer[] = [];
+        res.once('data', (d: Buffer) => {
+          chunks.push(d);
+          res.pause();
+          void resume.then(() => {
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.resume();
+          });
+        });
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+      })
+      .on('error', reject);
+  });
+}
+
+/** Sample lines per sandbox id. */
+function linesPerSandbox(body: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of body.matchAll(/[{,]sandbox_id="([0-9a-f]+)"/g)) out.set(m[1]!, (out.get(m[1]!) ?? 0) + 1);
+  return out;
 }
 
 function valueOf(line: string | undefined): number {
@@ -255,6 +289,54 @@ describe('simulated node + daemon', () => {
     expect(b.headers['content-encoding']).toBe('gzip');
     expect(node.shimServer(ok.id)!.tick).toBe(before + 1);
   });
+
+  it('serves ?sandbox= of a hung shim from its agent, saying so in a header; 502 when nothing is left', async () => {
+    const hung = await get(`${daemon.url}/metrics?sandbox=${byIndex(0).id}`);
+    expect(hung.status).toBe(200);
+    expect(hung.headers['x-kata-monitor-shim-error']).toMatch(/^timeout: /);
+    expect(samplesOf(hung.body, 'kata_guest_load', byIndex(0).id)).toHaveLength(3);
+    expect(hung.body).not.toMatch(/^kata_shim_go_goroutines/m);
+    // Shim answers 500 and the agent refuses everything: no data for it at all.
+    const none = await get(`${daemon.url}/metrics?sandbox=${byIndex(2).id}`);
+    expect(none.status).toBe(502);
+    expect(none.body).toContain('http_status');
+    const ok = await get(`${daemon.url}/metrics?sandbox=${byIndex(4).id}`);
+    expect(ok.status).toBe(200);
+    expect(ok.headers['x-kata-monitor-shim-error']).toBeUndefined();
+  }, 20000);
+
+  it('never reuses a body Buffer a slow client is still being sent from', async () => {
+    let resume!: () => void;
+    const slow = slowGet(`${daemon.url}/metrics`, new Promise<void>(r => (resume = r)));
+    // While the slow response waits, later collections run to completion (they would reuse released bodies).
+    await new Promise(r => setTimeout(r, 300));
+    const later1 = await get(`${daemon.url}/metrics`);
+    const later2 = await get(`${daemon.url}/metrics`);
+    resume();
+    const first = await slow;
+    expect(first.status).toBe(200);
+    expect(() => parseExposition(first.body)).not.toThrow();
+    // Simulated shims grow new series now and then, so the scrapes may differ by a few series; but every
+    // series of the slow response is one the later scrapes know, and every sandbox is complete.
+    const seriesOf = (body: string): Set<string> =>
+      new Set(
+        body
+          .split('\n')
+          .filter(l => l !== '' && !l.startsWith('#'))
+          .map(l => l.slice(0, l.lastIndexOf(' '))),
+      );
+    const known = new Set([...seriesOf(later1.body), ...seriesOf(later2.body)]);
+    const unknown = [...seriesOf(first.body)].filter(k => !known.has(k));
+    expect(unknown).toEqual([]);
+    const perSandbox = linesPerSandbox(first.body);
+    for (const [id, n] of linesPerSandbox(later1.body)) {
+      expect({ id, n: perSandbox.get(id) ?? 0 }).toEqual({ id, n: expect.any(Number) as number });
+      expect(Math.abs((perSandbox.get(id) ?? 0) - n)).toBeLessThanOrEqual(5);
+    }
+    for (const sb of sbs.filter(s => s.index === 4 || s.index === 6)) {
+      expect(samplesOf(first.body, 'kata_shim_go_goroutines', sb.id)).toHaveLength(1);
+    }
+  }, 30000);
 
   it('survives a sandbox removed during a scrape, and forgets it', async () => {
     const victim = byIndex(9); // slow shim: still answering when it is removed

@@ -1,0 +1,108 @@
+/**
+ * Reused Buffers for shim bodies.
+ *
+ * Every scrape reads a body per sandbox (6.7 MB at 100 sandboxes). Fresh Buffers for each are external
+ * memory V8 only gives back at a full GC, which it starts after tens of MB of growth: the resident set
+ * would climb by several scrapes' worth of bodies and each scrape would pay for a mark-compact. Bodies are
+ * instead lent from this pool, counted while in use (by the collection that read them, by a parse template),
+ * and returned when the last user lets go. A body never returned (a user that forgets) is simply collected
+ * by the GC: the pool only ever loses reuse, never hands out a Buffer still in use.
+ */
+import type { BodyStore } from '../shim/http-response';
+
+/** Sizes handed out are multiples of this (a body that grows a little still fits its old Buffer). */
+const GRANULE = 16 * 1024;
+
+/** A lent body's use count; at zero its Buffer goes back to the pool. */
+export class BodyLease {
+  private refs = 1;
+  constructor(
+    private readonly pool: BodyPool,
+    readonly buffer: Buffer,
+  ) {}
+
+  retain(): this {
+    if (this.refs > 0) this.refs++;
+    return this;
+  }
+
+  release(): void {
+    if (this.refs <= 0) return;
+    this.refs--;
+    if (this.refs === 0) this.pool.free(this.buffer);
+  }
+
+  /** Whether the Buffer is still in use (tests, diagnostics). */
+  get live(): boolean {
+    return this.refs > 0;
+  }
+}
+
+export class BodyPool implements BodyStore {
+  /** Free Buffers, sorted by length. */
+  private readonly spare: Buffer[] = [];
+  private spareBytes = 0;
+  /** Buffers lent out (to tell ours from anything else a fetcher returns). */
+  private readonly lent = new WeakSet<ArrayBuffer>();
+  /** A scratch the socket reads into; its bytes are copied out at once. */
+  readonly scratch = Buffer.allocUnsafeSlow(64 * 1024);
+
+  /** @param maxSpareBytes free Buffers kept at most (the rest are left to the GC) */
+  constructor(private maxSpareBytes: number) {}
+
+  /** Keep up to this many free bytes (e.g. two bodies per sandbox). */
+  setMaxSpareBytes(n: number): void {
+    this.maxSpareBytes = n;
+    while (this.spareBytes > n && this.spare.length > 0) this.spareBytes -= this.spare.pop()!.length;
+  }
+
+  alloc(min: number): Buffer {
+    const need = Math.max(GRANULE, Math.ceil(min / GRANULE) * GRANULE);
+    // Smallest free Buffer that fits (binary search on length).
+    let lo = 0;
+    let hi = this.spare.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.spare[mid]!.length < need) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo < this.spare.length && this.spare[lo]!.length <= need * 2) {
+      const buf = this.spare.splice(lo, 1)[0]!;
+      this.spareBytes -= buf.length;
+      this.lent.add(buf.buffer as ArrayBuffer);
+      return buf;
+    }
+    const buf = Buffer.allocUnsafeSlow(need);
+    this.lent.add(buf.buffer as ArrayBuffer);
+    return buf;
+  }
+
+  free(buf: Buffer): void {
+    const ab = buf.buffer as ArrayBuffer;
+    if (!this.lent.has(ab)) return;
+    this.lent.delete(ab);
+    const whole = Buffer.from(ab, 0, ab.byteLength);
+    if (this.spareBytes + whole.length > this.maxSpareBytes) return;
+    let lo = 0;
+    let hi = this.spare.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.spare[mid]!.length < whole.length) lo = mid + 1;
+      else hi = mid;
+    }
+    this.spare.splice(lo, 0, whole);
+    this.spareBytes += whole.length;
+  }
+
+  /** A lease on `body` when it is one of ours (a view of a lent Buffer), else undefined. */
+  lease(body: Buffer): BodyLease | undefined {
+    const ab = body.buffer as ArrayBuffer;
+    if (!this.lent.has(ab)) return undefined;
+    return new BodyLease(this, Buffer.from(ab, 0, ab.byteLength));
+  }
+
+  /** Free bytes kept (tests, diagnostics). */
+  get spareSize(): number {
+    return this.spareBytes;
+  }
+}

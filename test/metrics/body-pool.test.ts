@@ -1,0 +1,57 @@
+import { BodyPool } from '../../src/metrics/body-pool';
+
+describe('BodyPool', () => {
+  it('lends Buffers in 16 KiB steps and reuses the smallest free one that fits', () => {
+    const pool = new BodyPool(1 << 20);
+    const a = pool.alloc(70_000);
+    expect(a.length).toBe(81_920);
+    const b = pool.alloc(10);
+    expect(b.length).toBe(16_384);
+    pool.free(a);
+    pool.free(b);
+    expect(pool.spareSize).toBe(81_920 + 16_384);
+    expect(pool.alloc(5000).buffer).toBe(b.buffer);
+    // too big for the free one: a new Buffer; more than twice the need: not handed out for it
+    expect(pool.alloc(90_000).buffer).not.toBe(a.buffer);
+    const c = pool.alloc(20_000);
+    expect(c.buffer).not.toBe(a.buffer);
+    expect(pool.alloc(70_000).buffer).toBe(a.buffer);
+  });
+
+  it('ignores Buffers it did not lend and double frees', () => {
+    const pool = new BodyPool(1 << 20);
+    pool.free(Buffer.alloc(100_000));
+    expect(pool.spareSize).toBe(0);
+    const a = pool.alloc(1);
+    pool.free(a.subarray(0, 10));
+    pool.free(a);
+    expect(pool.spareSize).toBe(16_384);
+  });
+
+  it('keeps at most its limit of free bytes', () => {
+    const pool = new BodyPool(40_000);
+    const bufs = [pool.alloc(16_000), pool.alloc(16_000), pool.alloc(16_000)];
+    for (const b of bufs) pool.free(b);
+    expect(pool.spareSize).toBe(32_768);
+    pool.setMaxSpareBytes(20_000);
+    expect(pool.spareSize).toBe(16_384);
+  });
+
+  it('returns a leased body when its last user releases it, once', () => {
+    const pool = new BodyPool(1 << 20);
+    const body = pool.alloc(1000).subarray(0, 1000);
+    expect(pool.lease(Buffer.from('not ours'))).toBeUndefined();
+    const lease = pool.lease(body)!;
+    lease.retain();
+    lease.release();
+    expect(lease.live).toBe(true);
+    expect(pool.spareSize).toBe(0);
+    lease.release();
+    expect(lease.live).toBe(false);
+    expect(pool.spareSize).toBe(16_384);
+    lease.release();
+    lease.retain();
+    expect(pool.spareSize).toBe(16_384);
+    expect(lease.live).toBe(false);
+  });
+});

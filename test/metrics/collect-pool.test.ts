@@ -1,0 +1,92 @@
+import { Collector, type Collection } from '../../src/metrics/collect';
+import { familiesToString } from '../../src/metrics/exposition-write';
+import { createSelfMetrics } from '../../src/metrics/self-metrics';
+import { silentLogger } from '../../src/log';
+import { rmrf, tmpDir } from '../helpers/util';
+import { startFakeShim, type FakeShim } from './fake-shim';
+
+const BUILD = {
+  name: 'kata-monitor',
+  version: '0.0.0-test',
+  commit: 'test',
+  node: 'v0',
+  os: 'linux',
+  arch: 'x64',
+};
+
+/** A body whose values (and their lengths) change with `v`; the series stay the same. */
+function bodyAt(id: string, v: number): string {
+  let text = '# HELP go_goroutines Goroutines.\n# TYPE go_goroutines gauge\n';
+  text += `go_goroutines ${v * 7}\n# TYPE kata_hypervisor_fds gauge\n`;
+  for (let i = 0; i < 300; i++) text += `kata_hypervisor_fds{fd="${id}-${i}"} ${v * 1000 + i * v * 13}\n`;
+  return text;
+}
+
+describe('Collector body reuse', () => {
+  let root: string;
+  let shims: FakeShim[];
+
+  beforeEach(() => {
+    root = tmpDir('kcp-');
+    shims = [];
+  });
+  afterEach(async () => {
+    for (const s of shims) await s.close();
+    rmrf(root);
+  });
+
+  function text(c: Collection): string {
+    return familiesToString(c.families.filter(f => !f.name.startsWith('kata_monitor_')));
+  }
+
+  it('hands a body Buffer to a new collection only after every user of the old one let go', async () => {
+    const ids = ['a1', 'b2', 'c3', 'd4', 'e5'];
+    for (const id of ids) shims.push(await startFakeShim(root, id, { kind: 'body', body: bodyAt(id, 1) }));
+    const collector = new Collector({
+      logger: silentLogger,
+      self: createSelfMetrics(BUILD, { defaultMetrics: false }),
+      config: { shimTimeoutMs: 2000, scrapeConcurrency: 8, shimMaxBytes: 1 << 20, scrapeUnsafeShims: false },
+    });
+    const sbs = shims.map(s => s.sb);
+    const setVersion = (v: number): void => {
+      for (const s of shims) s.behaviour = { kind: 'body', body: bodyAt(s.sb.id, v) };
+    };
+
+    // The first collection parses in full: its bodies become the templates (kept, not reused).
+    const c0 = await collector.collectAll(sbs, 2000);
+    c0.release();
+    expect(collector.spareBodyBytes).toBe(0);
+
+    // A collection checked against the templates, held by two users (two responses sharing it).
+    setVersion(2);
+    const p1 = collector.collectAll(sbs, 2000);
+    const p1b = collector.collectAll(sbs, 2000);
+    const c1 = await p1;
+    expect(await p1b).toBe(c1);
+    const before = text(c1);
+    expect(before).toContain('go_goroutines{sandbox_id="a1",cri_uid="",cri_name="",cri_namespace=""} 14\n');
+
+    // One user done: nothing is freed yet. Later collections run with other values of other lengths.
+    c1.release();
+    expect(collector.spareBodyBytes).toBe(0);
+    for (const v of [3, 1234567]) {
+      setVersion(v);
+      const c = await collector.collectAll(sbs, 2000);
+      expect(text(c)).toContain(`} ${v * 1000 + 13 * v}\n`);
+      c.release();
+    }
+    // c1 is still in use: its text is what it was.
+    expect(text(c1)).toBe(before);
+
+    // The last user lets go: its bodies go back to the pool and the next collection takes them.
+    c1.release();
+    const spare = collector.spareBodyBytes;
+    expect(spare).toBeGreaterThan(0);
+    setVersion(5);
+    const c2 = await collector.collectAll(sbs, 2000);
+    expect(collector.spareBodyBytes).toBeLessThan(spare);
+    expect(text(c2)).toContain('go_goroutines{sandbox_id="e5",cri_uid="",cri_name="",cri_namespace=""} 35\n');
+    c2.release();
+    c2.release(); // a second release by the same user changes nothing
+  });
+});
