@@ -12,6 +12,7 @@ import {
   type GuestDetailsResponse,
   type StatsContainerResponse,
 } from './messages';
+import { decodeLeanContainerStats, type LeanContainerStats } from './stats-decode';
 import { TtrpcClient } from './ttrpc-client';
 
 export const AGENT_SERVICE = 'grpc.AgentService';
@@ -43,6 +44,11 @@ export class AgentClient {
   private readonly codec: AgentCodec;
   private conn: TtrpcClient | undefined;
   private tail: Promise<unknown> = Promise.resolve();
+  /** Calls queued or in flight; 0 means `tail` has settled. */
+  private active = 0;
+  private readonly onSettled = (): void => {
+    this.active--;
+  };
   private closed = false;
   /** Number of successful dials (tests, debugging). */
   dials = 0;
@@ -72,6 +78,19 @@ export class AgentClient {
     return this.codec.decodeStatsContainerResponse(payload);
   }
 
+  /**
+   * `grpc.AgentService/StatsContainer` for one container id, decoded to the exported subset only
+   * (stats-decode.ts): what the collector calls on every scrape.
+   */
+  containerStats(containerId: string, opts: AgentCallOptions = {}): Promise<LeanContainerStats> {
+    return this.call(
+      AGENT_SERVICE,
+      'StatsContainer',
+      this.codec.encodeStatsContainerRequest(containerId),
+      opts,
+    ).then(decodeLeanContainerStats);
+  }
+
   /** `grpc.AgentService/GetGuestDetails` (asks for nothing optional). */
   async guestDetails(opts: AgentCallOptions = {}): Promise<GuestDetailsResponse> {
     const payload = await this.call(AGENT_SERVICE, 'GetGuestDetails', this.codec.emptyRequest, opts);
@@ -86,10 +105,26 @@ export class AgentClient {
 
   /** A raw unary call, queued behind the agent's other calls. */
   call(service: string, method: string, payload: Uint8Array, opts: AgentCallOptions = {}): Promise<Buffer> {
-    const run = (): Promise<Buffer> => this.runCall(service, method, payload, opts);
-    const p = this.tail.then(run, run);
-    this.tail = p.catch(() => undefined);
+    let p: Promise<Buffer>;
+    const conn = this.conn;
+    if (this.active === 0 && conn && !conn.closed && !this.closed) {
+      // Fast path: nothing queued and the connection is open, so the call goes out now (no queue hop, no
+      // async frames); what runCall checks first is checked here.
+      const now = Date.now();
+      const deadline = Math.min(opts.deadline ?? Infinity, now + this.callTimeoutMs);
+      if (opts.signal?.aborted || deadline <= now) return Promise.reject(this.tooLate(service, method));
+      p = conn.call(service, method, payload, { deadline, signal: opts.signal });
+    } else {
+      const run = (): Promise<Buffer> => this.runCall(service, method, payload, opts);
+      p = this.tail.then(run, run);
+    }
+    this.active++;
+    this.tail = p.then(this.onSettled, this.onSettled);
     return p;
+  }
+
+  private tooLate(service: string, method: string): KataMonitorError {
+    return new KataMonitorError('AGENT_TIMEOUT', `/${service}/${method}: deadline reached before the call`);
   }
 
   /** Close the connection; later calls fail. */
@@ -108,9 +143,7 @@ export class AgentClient {
   ): Promise<Buffer> {
     if (this.closed) throw new KataMonitorError('AGENT_UNREACHABLE', 'agent client closed');
     const deadline = Math.min(opts.deadline ?? Infinity, Date.now() + this.callTimeoutMs);
-    if (opts.signal?.aborted || deadline <= Date.now()) {
-      throw new KataMonitorError('AGENT_TIMEOUT', `/${service}/${method}: deadline reached before the call`);
-    }
+    if (opts.signal?.aborted || deadline <= Date.now()) throw this.tooLate(service, method);
     const conn = await this.connection(deadline, opts.signal);
     return conn.call(service, method, payload, { deadline, signal: opts.signal });
   }

@@ -14,13 +14,21 @@ import * as path from 'node:path';
 import { getErrorMessage, isKataMonitorError } from '../errors';
 import type { Logger } from '../log';
 import type { CollectContext, ExpositionChunk, ExtraSource, ShimOutcome } from '../metrics/source';
-import { TextBuilder, type LabelPairs } from '../metrics/text-builder';
+import {
+  escapeHelp,
+  escapeLabelValue,
+  formatValue,
+  renderLabels,
+  type LabelPairs,
+  type MetricType,
+} from '../metrics/text-builder';
 import { SHIM_SOCKET_NAME, shimRequest } from '../shim/shim-client';
 import { sandboxLabels, type SandboxInfo } from '../types';
 import { AgentClient } from './agent-client';
 import { parseAgentUrl } from './agent-url';
 import type { VsockBinding } from './dialers';
-import { ServingStatus, type GuestDetailsResponse, type StatsContainerResponse } from './messages';
+import { ServingStatus, type GuestDetailsResponse } from './messages';
+import type { LeanContainerStats } from './stats-decode';
 import { GrpcCode, TtrpcStatusError } from './ttrpc-client';
 
 export type AgentMetricsMode = 'fallback' | 'always' | 'never';
@@ -98,37 +106,206 @@ export function agentErrorReason(err: unknown): AgentErrorReason {
   return 'protocol';
 }
 
-/** Container stats of one container as samples (pure). */
+/** `{a="x",b="y"` (no closing brace): a label set other labels are appended to. */
+function openLabels(labels: LabelPairs): string {
+  const r = renderLabels(labels);
+  return r.slice(0, -1);
+}
+
+/** Rendered label sets of one container: `{<sandbox labels>,container_id="…"}` and its per-op / per-interface sets. */
+export interface ContainerLabelText {
+  /** `{…,container_id="…"` */
+  open: string;
+  /** `{…,container_id="…"}` */
+  closed: string;
+  /** op → `{…,container_id="…",op="…"}` */
+  ops: Map<string, string>;
+  /** interface → `{…,container_id="…",interface="…"}` */
+  ifaces: Map<string, string>;
+  /** Collection in which it was last used (pruning). */
+  gen: number;
+}
+
+/** Rendered label sets of one sandbox, valid while its label values are those of `key`. */
+export interface SandboxLabelText {
+  key: string;
+  /** `{sandbox_id="…",cri_uid="…",cri_name="…",cri_namespace="…"` */
+  open: string;
+  closed: string;
+  containers: Map<string, ContainerLabelText>;
+  /** The kata_monitor_agent_info label set and the details it was rendered from. */
+  info?: { details: GuestDetailsResponse; text: string };
+}
+
+function sandboxLabelKey(sb: Pick<SandboxInfo, 'id' | 'cri'>): string {
+  const c = sb.cri;
+  return c ? `${sb.id}\0${c.uid}\0${c.name}\0${c.namespace}` : sb.id;
+}
+
+/**
+ * Label sets of sandboxes and their containers rendered once and reused across collections (pure, no I/O): the
+ * cache is keyed by the label values, so a CRI rename shows on the next collection. `retain` drops sandboxes
+ * that went, `pruneContainers` the containers not used in the current collection.
+ */
+export class LabelTextCache {
+  private readonly sandboxes = new Map<string, SandboxLabelText>();
+  private gen = 0;
+
+  /** Start a collection: containers not used from now on are dropped by pruneContainers(). */
+  nextGeneration(): void {
+    this.gen++;
+  }
+
+  sandbox(sb: Pick<SandboxInfo, 'id' | 'cri'>): SandboxLabelText {
+    const key = sandboxLabelKey(sb);
+    let t = this.sandboxes.get(sb.id);
+    if (t?.key !== key) {
+      const labels = sandboxLabels(sb);
+      t = { key, open: openLabels(labels), closed: renderLabels(labels), containers: new Map() };
+      this.sandboxes.set(sb.id, t);
+    }
+    return t;
+  }
+
+  container(s: SandboxLabelText, containerId: string): ContainerLabelText {
+    let c = s.containers.get(containerId);
+    if (!c) {
+      const open = `${s.open},container_id="${escapeLabelValue(containerId)}"`;
+      c = { open, closed: open + '}', ops: new Map(), ifaces: new Map(), gen: this.gen };
+      s.containers.set(containerId, c);
+    }
+    c.gen = this.gen;
+    return c;
+  }
+
+  /** The agent_info label set of a sandbox for these details (re-rendered when the details object changes). */
+  info(s: SandboxLabelText, details: GuestDetailsResponse): string | undefined {
+    const d = details.agent_details;
+    if (!d) return undefined;
+    if (s.info?.details !== details) {
+      const text = `${s.open},version="${escapeLabelValue(d.version)}",init_daemon="${String(d.init_daemon)}",supports_seccomp="${String(d.supports_seccomp)}"}`;
+      s.info = { details, text };
+    }
+    return s.info.text;
+  }
+
+  /** Keep only the sandboxes in `ids`. */
+  retain(ids: ReadonlySet<string>): void {
+    for (const id of this.sandboxes.keys()) if (!ids.has(id)) this.sandboxes.delete(id);
+  }
+
+  /** Drop the containers not used since nextGeneration(). */
+  pruneContainers(): void {
+    for (const s of this.sandboxes.values())
+      for (const [id, c] of s.containers) if (c.gen !== this.gen) s.containers.delete(id);
+  }
+
+  get size(): number {
+    return this.sandboxes.size;
+  }
+}
+
+function opLabels(c: ContainerLabelText, op: string): string {
+  let t = c.ops.get(op);
+  if (t === undefined) {
+    t = `${c.open},op="${escapeLabelValue(op)}"}`;
+    c.ops.set(op, t);
+  }
+  return t;
+}
+
+function ifaceLabels(c: ContainerLabelText, name: string): string {
+  let t = c.ifaces.get(name);
+  if (t === undefined) {
+    t = `${c.open},interface="${escapeLabelValue(name)}"}`;
+    c.ifaces.set(name, t);
+  }
+  return t;
+}
+
+/** One family's text: its header and its sample lines, in the order added. */
+class FamilyText {
+  body = '';
+  constructor(readonly header: string) {}
+  line(name: string, labels: string, value: number): void {
+    this.body += name + labels + ' ' + formatValue(value) + '\n';
+  }
+  toString(): string {
+    return this.body === '' ? '' : this.header + this.body;
+  }
+}
+
+function familyHeader(name: string, type: MetricType, help: string): string {
+  return `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`;
+}
+
+/**
+ * The kata_monitor_guest_container_* families of one collection, byte for byte what TextBuilder writes (families
+ * in a fixed order, the samples of a family together in the order containers are added), from label sets
+ * rendered beforehand (pure).
+ */
+export class ContainerStatsText {
+  private readonly cpu = new FamilyText(CONTAINER_HEADERS.cpu);
+  private readonly memUsage = new FamilyText(CONTAINER_HEADERS.memUsage);
+  private readonly memLimit = new FamilyText(CONTAINER_HEADERS.memLimit);
+  private readonly pids = new FamilyText(CONTAINER_HEADERS.pids);
+  private readonly blkio = new FamilyText(CONTAINER_HEADERS.blkio);
+  private readonly rx = new FamilyText(CONTAINER_HEADERS.rx);
+  private readonly tx = new FamilyText(CONTAINER_HEADERS.tx);
+
+  /** Samples of one container's stats. */
+  add(c: ContainerLabelText, stats: LeanContainerStats): void {
+    if (stats.cpuTotalNs !== undefined) this.cpu.line(F.cpu, c.closed, stats.cpuTotalNs / 1e9);
+    const mem = stats.memory;
+    if (mem) {
+      this.memUsage.line(F.memUsage, c.closed, mem.usage);
+      this.memLimit.line(F.memLimit, c.closed, mem.limit);
+    }
+    if (stats.pids !== undefined) this.pids.line(F.pids, c.closed, stats.pids);
+    const entries = stats.blkioServiceBytes;
+    if (entries.length === 1) {
+      const e = entries[0]!;
+      this.blkio.line(F.blkio, opLabels(c, e.op.toLowerCase()), e.value);
+    } else if (entries.length > 1) {
+      // Entries of the same op (one per device) are summed; ops in localeCompare order.
+      const ops = new Map<string, number>();
+      for (const e of entries) {
+        const op = e.op.toLowerCase();
+        ops.set(op, (ops.get(op) ?? 0) + e.value);
+      }
+      for (const [op, v] of [...ops].sort((x, y) => x[0].localeCompare(y[0])))
+        this.blkio.line(F.blkio, opLabels(c, op), v);
+    }
+    for (const n of stats.network) {
+      const labels = ifaceLabels(c, n.name);
+      this.rx.line(F.rx, labels, n.rx_bytes);
+      this.tx.line(F.tx, labels, n.tx_bytes);
+    }
+  }
+
+  toString(): string {
+    return (
+      this.cpu.toString() +
+      this.memUsage.toString() +
+      this.memLimit.toString() +
+      this.pids.toString() +
+      this.blkio.toString() +
+      this.rx.toString() +
+      this.tx.toString()
+    );
+  }
+}
+
+/** Container stats of one container as exposition text (pure; labels rendered for this call only). */
 export function renderContainerStats(
-  b: TextBuilder,
   sb: Pick<SandboxInfo, 'id' | 'cri'>,
   containerId: string,
-  stats: StatsContainerResponse,
-): void {
-  declareContainerFamilies(b);
-  const base: [string, string][] = [...sandboxLabels(sb), ['container_id', containerId]];
-  const cg = stats.cgroup_stats;
-  const cpu = cg?.cpu_stats?.cpu_usage;
-  if (cpu) b.sample(F.cpu, base, cpu.total_usage / 1e9);
-  const mem = cg?.memory_stats?.usage;
-  if (mem) {
-    b.sample(F.memUsage, base, mem.usage);
-    b.sample(F.memLimit, base, mem.limit);
-  }
-  if (cg?.pids_stats) b.sample(F.pids, base, cg.pids_stats.current);
-  const ops = new Map<string, number>();
-  for (const e of cg?.blkio_stats?.io_service_bytes_recursive ?? []) {
-    const op = e.op.toLowerCase();
-    ops.set(op, (ops.get(op) ?? 0) + e.value);
-  }
-  for (const [op, v] of [...ops].sort((x, y) => x[0].localeCompare(y[0]))) {
-    b.sample(F.blkio, [...base, ['op', op]], v);
-  }
-  for (const n of stats.network_stats ?? []) {
-    const labels: LabelPairs = [...base, ['interface', n.name]];
-    b.sample(F.rx, labels, n.rx_bytes);
-    b.sample(F.tx, labels, n.tx_bytes);
-  }
+  stats: LeanContainerStats,
+): string {
+  const cache = new LabelTextCache();
+  const out = new ContainerStatsText();
+  out.add(cache.container(cache.sandbox(sb), containerId), stats);
+  return out.toString();
 }
 
 const F = {
@@ -144,37 +321,49 @@ const F = {
   errors: 'kata_monitor_agent_errors_total',
 } as const;
 
-function declareContainerFamilies(b: TextBuilder): void {
-  b.family(
+const CONTAINER_HEADERS = {
+  cpu: familyHeader(
     F.cpu,
     'counter',
     'CPU time used by a container inside the guest, from the agent (StatsContainer).',
-  );
-  b.family(
+  ),
+  memUsage: familyHeader(
     F.memUsage,
     'gauge',
     'Memory used by a container inside the guest (cgroup usage), from the agent.',
-  );
-  b.family(
+  ),
+  memLimit: familyHeader(
     F.memLimit,
     'gauge',
     'Memory limit of a container inside the guest (cgroup limit), from the agent.',
-  );
-  b.family(F.pids, 'gauge', 'Processes (tasks) of a container inside the guest, from the agent.');
-  b.family(F.blkio, 'counter', 'Bytes of block I/O done by a container inside the guest, by operation.');
-  b.family(F.rx, 'counter', 'Bytes received on a guest interface of a container, from the agent.');
-  b.family(F.tx, 'counter', 'Bytes sent on a guest interface of a container, from the agent.');
-}
+  ),
+  pids: familyHeader(F.pids, 'gauge', 'Processes (tasks) of a container inside the guest, from the agent.'),
+  blkio: familyHeader(
+    F.blkio,
+    'counter',
+    'Bytes of block I/O done by a container inside the guest, by operation.',
+  ),
+  rx: familyHeader(F.rx, 'counter', 'Bytes received on a guest interface of a container, from the agent.'),
+  tx: familyHeader(F.tx, 'counter', 'Bytes sent on a guest interface of a container, from the agent.'),
+};
 
-function declareAgentFamilies(b: TextBuilder): void {
-  b.family(
+const AGENT_HEADERS = {
+  up: familyHeader(
     F.up,
     'gauge',
     'Whether the Kata agent of a sandbox answered its health check as SERVING (1) or not (0).',
-  );
-  b.family(F.info, 'gauge', 'Kata agent details reported by the guest (GetGuestDetails); value is always 1.');
-  b.family(F.errors, 'counter', 'Failed calls from kata-monitor to the Kata agent of a sandbox, by reason.');
-}
+  ),
+  info: familyHeader(
+    F.info,
+    'gauge',
+    'Kata agent details reported by the guest (GetGuestDetails); value is always 1.',
+  ),
+  errors: familyHeader(
+    F.errors,
+    'counter',
+    'Failed calls from kata-monitor to the Kata agent of a sandbox, by reason.',
+  ),
+};
 
 /** Read the container ids of a Go-runtime sandbox: the valid-id sub-directories of its directory. */
 export async function containerDirs(dir: string): Promise<string[]> {
@@ -212,6 +401,7 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
   const detailsRefreshMs = opts.detailsRefreshMs ?? 10 * 60_000;
   const now = opts.now ?? Date.now;
   const states = new Map<string, SandboxState>();
+  const labelText = new LabelTextCache();
   let closed = false;
 
   const stateOf = (id: string): SandboxState => {
@@ -302,7 +492,7 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
     up?: number;
     details?: GuestDetailsResponse;
     /** StatsContainer answers in container order; rendered after every sandbox finished, in sandbox order. */
-    stats?: Array<[string, StatsContainerResponse]>;
+    stats?: Array<[string, LeanContainerStats]>;
   }
 
   /** Sum of the guest containers' CPU seconds and memory from the last collection that reached the agent. */
@@ -389,15 +579,15 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
 
     if (collectStats) {
       const ids = await containersOf(sb);
-      const got: Array<[string, StatsContainerResponse]> = [];
+      const got: Array<[string, LeanContainerStats]> = [];
       let cpuSeconds = 0;
       let memoryBytes = 0;
       for (const id of ids) {
-        const s = await attempt('StatsContainer', client, () => client.statsContainer(id, callOpts));
+        const s = await attempt('StatsContainer', client, () => client.containerStats(id, callOpts));
         if (!s) continue;
         got.push([id, s]);
-        cpuSeconds += (s.cgroup_stats?.cpu_stats?.cpu_usage?.total_usage ?? 0) / 1e9;
-        memoryBytes += s.cgroup_stats?.memory_stats?.usage?.usage ?? 0;
+        cpuSeconds += (s.cpuTotalNs ?? 0) / 1e9;
+        memoryBytes += s.memory?.usage ?? 0;
       }
       result.stats = got;
       if (got.length > 0 && got.length === ids.length)
@@ -452,45 +642,38 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
         abort.dispose();
       }
 
-      const agent = new TextBuilder();
-      declareAgentFamilies(agent);
+      // Label sets rendered once per sandbox / container and reused while their values are unchanged.
+      labelText.retain(present);
+      labelText.nextGeneration();
+      const up = new FamilyText(AGENT_HEADERS.up);
+      const info = new FamilyText(AGENT_HEADERS.info);
+      const errors = new FamilyText(AGENT_HEADERS.errors);
+      const stats = new ContainerStatsText();
       ctx.sandboxes.forEach((sb, i) => {
         const r = results[i]!;
-        const labels = sandboxLabels(sb);
-        if (r.up !== undefined) agent.sample(F.up, labels, r.up);
-        const d = r.details?.agent_details;
-        if (d) {
-          agent.sample(
-            F.info,
-            [
-              ...labels,
-              ['version', d.version],
-              ['init_daemon', String(d.init_daemon)],
-              ['supports_seccomp', String(d.supports_seccomp)],
-            ],
-            1,
-          );
-        }
+        const text = labelText.sandbox(sb);
+        if (r.up !== undefined) up.line(F.up, text.closed, r.up);
+        const infoLabels = r.details ? labelText.info(text, r.details) : undefined;
+        if (infoLabels !== undefined) info.line(F.info, infoLabels, 1);
         const st = states.get(sb.id);
-        for (const [reason, n] of [...(st?.errors ?? [])].sort((a, b) => a[0].localeCompare(b[0]))) {
-          agent.sample(
-            F.errors,
-            [
-              ['sandbox_id', sb.id],
-              ['reason', reason],
-            ],
-            n,
-          );
+        if (st && st.errors.size > 0) {
+          for (const [reason, n] of [...st.errors].sort((a, b) => a[0].localeCompare(b[0]))) {
+            errors.line(
+              F.errors,
+              renderLabels([
+                ['sandbox_id', sb.id],
+                ['reason', reason],
+              ]),
+              n,
+            );
+          }
         }
+        for (const [id, s] of r.stats ?? []) stats.add(labelText.container(text, id), s);
       });
-
-      const stats = new TextBuilder();
-      ctx.sandboxes.forEach((sb, i) => {
-        for (const [id, s] of results[i]!.stats ?? []) renderContainerStats(stats, sb, id, s);
-      });
+      labelText.pruneContainers();
       const chunks: ExpositionChunk[] = [];
       for (const r of results) if (r.chunk) chunks.push(r.chunk);
-      const text = agent.toString() + stats.toString();
+      const text = up.toString() + info.toString() + errors.toString() + stats.toString();
       if (text !== '') chunks.push({ text });
       return chunks;
     },
