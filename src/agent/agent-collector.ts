@@ -223,15 +223,18 @@ function ifaceLabels(c: ContainerLabelText, name: string): string {
   return t;
 }
 
-/** One family's text: its header and its sample lines, in the order added. */
+/**
+ * One family's text: its header and its sample lines, in the order added. Lines are kept as flat pieces (name,
+ * cached label set, value) joined once at the end: one copy, instead of a tree of concatenations to flatten.
+ */
 class FamilyText {
-  body = '';
+  private readonly parts: string[] = [];
   constructor(readonly header: string) {}
   line(name: string, labels: string, value: number): void {
-    this.body += name + labels + ' ' + formatValue(value) + '\n';
+    this.parts.push(name, labels, ' ', formatValue(value), '\n');
   }
   toString(): string {
-    return this.body === '' ? '' : this.header + this.body;
+    return this.parts.length === 0 ? '' : this.header + this.parts.join('');
   }
 }
 

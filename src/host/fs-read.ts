@@ -41,23 +41,28 @@ let scratch: Buffer | undefined;
 function readSmallSync(file: string): string {
   const fd = fs.openSync(file, 'r');
   try {
-    scratch ??= Buffer.allocUnsafe(CHUNK);
-    let n = fs.readSync(fd, scratch, 0, CHUNK, 0);
-    // A short read is EOF for the files read here: seq_file (/proc, cgroup stat files) fills the whole
-    // buffer unless it runs out of records, and regular files only come back short at their end.
-    if (n < CHUNK) return scratch.toString('utf8', 0, n);
-    const parts: Buffer[] = [Buffer.from(scratch)];
-    let pos = n;
-    do {
-      const buf = Buffer.allocUnsafe(CHUNK);
-      n = fs.readSync(fd, buf, 0, CHUNK, pos);
-      if (n > 0) parts.push(n === CHUNK ? buf : buf.subarray(0, n));
-      pos += n;
-    } while (n === CHUNK);
-    return Buffer.concat(parts).toString('utf8');
+    return readWholeFd(fd);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** The whole content of an open file, read from offset 0 (pread: the fd's position is not used). */
+function readWholeFd(fd: number): string {
+  scratch ??= Buffer.allocUnsafe(CHUNK);
+  let n = fs.readSync(fd, scratch, 0, CHUNK, 0);
+  // A short read is EOF for the files read here: seq_file (/proc, cgroup stat files) fills the whole
+  // buffer unless it runs out of records, and regular files only come back short at their end.
+  if (n < CHUNK) return scratch.toString('utf8', 0, n);
+  const parts: Buffer[] = [Buffer.from(scratch)];
+  let pos = n;
+  do {
+    const buf = Buffer.allocUnsafe(CHUNK);
+    n = fs.readSync(fd, buf, 0, CHUNK, pos);
+    if (n > 0) parts.push(n === CHUNK ? buf : buf.subarray(0, n));
+    pos += n;
+  } while (n === CHUNK);
+  return Buffer.concat(parts).toString('utf8');
 }
 
 /** Read a whole small file as text, synchronously (see readSmallSync). */
@@ -175,4 +180,89 @@ export async function mapLimit<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
   return out;
+}
+
+/**
+ * Reads files through descriptors kept open from one read to the next (pread from offset 0: no open/close per
+ * read). Meant for a real procfs only (`/proc/<pid>/{stat,statm,io}`), where an open fd keeps naming the same
+ * process: once that process is gone, a read fails (ESRCH), and any failure (or an empty read) closes the fd
+ * and the file is opened again by path, once, in the same call. So a PID reused by another process is read
+ * through its path, exactly as an uncached read would, and the start-time check above it still applies.
+ * Not for regular files: a file replaced by rename would keep being read through the old inode.
+ * Descriptors not read since the previous `sweep()` are closed by it; `closeAll()` closes everything.
+ */
+export class OpenFileReader {
+  private readonly fds = new Map<string, { fd: number; gen: number }>();
+  private gen = 0;
+
+  /** Number of descriptors held open (tests). */
+  get size(): number {
+    return this.fds.size;
+  }
+
+  readText(file: string): ReadResult<string> {
+    const held = this.fds.get(file);
+    if (held) {
+      try {
+        const text = readWholeFd(held.fd);
+        if (text !== '') {
+          held.gen = this.gen;
+          return { ok: true, value: text };
+        }
+      } catch {
+        // fall through: reopen by path
+      }
+      this.fds.delete(file);
+      closeQuietly(held.fd);
+    }
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch (err) {
+      return { ok: false, reason: failureReason(err), message: getErrorMessage(err) };
+    }
+    try {
+      const text = readWholeFd(fd);
+      this.fds.set(file, { fd, gen: this.gen });
+      return { ok: true, value: text };
+    } catch (err) {
+      closeQuietly(fd);
+      return { ok: false, reason: failureReason(err), message: getErrorMessage(err) };
+    }
+  }
+
+  /** readText + parse; a parser exception becomes reason `parse`. */
+  readParsed<T>(file: string, parse: (text: string) => T): ReadResult<T> {
+    const r = this.readText(file);
+    if (!r.ok) return r;
+    try {
+      return { ok: true, value: parse(r.value) };
+    } catch (err) {
+      return { ok: false, reason: 'parse', message: getErrorMessage(err) };
+    }
+  }
+
+  /** Close the descriptors not read since the previous sweep (call once per collection). */
+  sweep(): void {
+    for (const [file, h] of this.fds) {
+      if (h.gen !== this.gen) {
+        this.fds.delete(file);
+        closeQuietly(h.fd);
+      }
+    }
+    this.gen++;
+  }
+
+  closeAll(): void {
+    for (const h of this.fds.values()) closeQuietly(h.fd);
+    this.fds.clear();
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // already closed or invalid: nothing to release
+  }
 }

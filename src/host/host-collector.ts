@@ -37,6 +37,7 @@ import {
   countFds,
   fdCountFromStatWorks,
   mapLimit,
+  OpenFileReader,
   procfsPageSize,
   readParsed,
   readParsedSync,
@@ -251,6 +252,13 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
    * trees) from `status`. Decided once, like fdsBySize.
    */
   const pageSize = procfsPageSize(procfs);
+  /**
+   * On a real procfs, `<pid>/{stat,statm,io}` are read through descriptors kept open across collections (pread,
+   * no open/close per read); a failed read reopens by path, so a reused PID is still caught by its start time.
+   */
+  const openFiles = pageSize === undefined ? undefined : new OpenFileReader();
+  const readProc = <T>(file: string, parse: (t: string) => T): ReturnType<typeof readParsedSync<T>> =>
+    openFiles ? openFiles.readParsed(file, parse) : readParsedSync(file, parse);
   /** Rendered label sets per sandbox id, re-rendered when a label value changes. */
   const labelText = new Map<string, SandboxLabelText>();
   const labelsOf = (sb: SandboxInfo): SandboxLabelText => {
@@ -294,6 +302,7 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
     scanIntervalMs: opts.cmdlineScanIntervalMs ?? DEFAULT_CMDLINE_SCAN_INTERVAL_MS,
     logger,
     now,
+    openFiles,
     events: {
       readError: countRead,
       pidReused: (_id, component) => reusedCounts.set(component, (reusedCounts.get(component) ?? 0) + 1),
@@ -414,7 +423,7 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
   /** Memory and threads of a process: from statm + the stat read before (real procfs) or from status. */
   function readMemory(proc: LiveProcess): ReturnType<typeof readParsedSync<ProcStatus>> {
     if (pageSize === undefined) return readParsedSync(procFile(procfs, proc.pid, 'status'), parseProcStatus);
-    const r = readParsedSync(procFile(procfs, proc.pid, 'statm'), t => parseProcStatm(t, pageSize));
+    const r = readProc(procFile(procfs, proc.pid, 'statm'), t => parseProcStatm(t, pageSize));
     if (!r.ok) return r;
     const out: ProcStatus = { threads: proc.stat.numThreads };
     if (r.value.residentBytes !== undefined) out.residentBytes = r.value.residentBytes;
@@ -437,7 +446,7 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
       if (seen.has(proc.pid)) continue;
       seen.add(proc.pid);
       const status = readMemory(proc);
-      const io = readParsedSync(procFile(procfs, proc.pid, 'io'), parseProcIo);
+      const io = readProc(procFile(procfs, proc.pid, 'io'), parseProcIo);
       const fds = await countFds(procFile(procfs, proc.pid, 'fd'), fdsBySize);
       if (!status.ok) {
         // Most often the process exited between reading stat and status: report nothing rather than a mix.
@@ -573,6 +582,7 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
       await emitCgroups(out, live[i]!, found[i]!.recorded, version, hf);
       return out;
     });
+    openFiles?.sweep(); // descriptors of processes not read in this collection
     for (const list of samples)
       for (let j = 0; j < list.length; j += 3)
         b.line(list[j] as string, list[j + 1] as string, list[j + 2] as number);
@@ -618,6 +628,7 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
     async close(): Promise<void> {
       closed = true;
       await Promise.all([...running]);
+      openFiles?.closeAll();
     },
   };
 }

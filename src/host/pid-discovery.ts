@@ -15,7 +15,14 @@ import { promises as fsp } from 'node:fs';
 import type { Logger } from '../log';
 import type { SandboxInfo } from '../types';
 import { bundleShimPidFile, containerdTaskDir, procFile, vmPidFile } from './host-paths';
-import { mapLimit, readParsed, readText, type ReadFailureReason, type ReadResult } from './fs-read';
+import {
+  mapLimit,
+  readParsed,
+  readText,
+  type OpenFileReader,
+  type ReadFailureReason,
+  type ReadResult,
+} from './fs-read';
 import type { RecordedState } from './persist-parse';
 import {
   classifyCmdline,
@@ -54,6 +61,8 @@ export interface PidResolverOptions {
   events: PidResolverEvents;
   /** Monotonic milliseconds; injectable for tests. */
   now?: () => number;
+  /** Read `<procfs>/<pid>/stat` through descriptors kept open (real procfs only; see OpenFileReader). */
+  openFiles?: OpenFileReader;
 }
 
 interface SandboxEntry {
@@ -97,7 +106,9 @@ export class PidResolver {
 
   /** Read and parse `<procfs>/<pid>/stat`. */
   readStat(pid: number): Promise<ReadResult<ProcStat>> {
-    return readParsed(procFile(this.opts.procfs, pid, 'stat'), parseProcStat);
+    const file = procFile(this.opts.procfs, pid, 'stat');
+    const open = this.opts.openFiles;
+    return open ? Promise.resolve(open.readParsed(file, parseProcStat)) : readParsed(file, parseProcStat);
   }
 
   /**
