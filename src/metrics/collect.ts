@@ -462,8 +462,12 @@ export class Collector {
     const kept = this.templates.get(id);
     if (kept) {
       const quick = reparse(kept.template, body);
-      if (quick) return quick;
+      if (quick) {
+        this.deps.self.shimBodyParsesTotal.inc({ mode: 'checked' });
+        return quick;
+      }
     }
+    this.deps.self.shimBodyParsesTotal.inc({ mode: 'full' });
     const p = new ExpositionParser(body);
     while (!p.parseSome(PARSE_SLICE_LINES)) await nextTick();
     // The new template holds on to its body; the old one's body can go back to the pool.

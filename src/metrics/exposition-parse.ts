@@ -284,21 +284,43 @@ function withBytes(f: ParsedFamily, bytes: Buffer, table: SampleTable): ParsedFa
  * full, which also finds the line of any error).
  */
 export function reparse(t: ParseTemplate, body: Buffer): ParsedExposition | undefined {
+  const table = new Int32Array(t.rows * R);
+  if (!matchTemplate(t, body, table)) return undefined;
+  const families = new Map<string, ParsedFamily>();
+  for (const [name, f] of t.families) families.set(name, withBytes(f, body, table));
+  return { families, sampleCount: t.rows };
+}
+
+/**
+ * The line loop of reparse, filling `table`. Kept apart from what follows it: V8 optimizes a long loop
+ * while it runs (on-stack replacement), and code after the loop that had never run then bails out of the
+ * optimized code on every call.
+ */
+function matchTemplate(t: ParseTemplate, body: Buffer, table: SampleTable): boolean {
   const old = t.bytes;
   const plan = t.plan;
+  const tmeta = t.table;
   const len = body.length;
-  const table = new Int32Array(t.rows * R);
+  const lines = t.lines;
   let pos = 0;
   let row = 0;
-  for (let l = 0; l < t.lines; l++) {
+  let ok = true;
+  for (let l = 0; l < lines && ok; l++) {
     const at = l * PLAN;
     const begin = plan[at]!;
-    const keyEnd = plan[at + 1]!;
-    const keyLen = keyEnd - begin;
-    if (pos + keyLen > len) return undefined;
-    for (let k = 0; k < keyLen; k++) if (body[pos + k] !== old[begin + k]) return undefined;
+    const keyLen = plan[at + 1]! - begin;
+    if (pos + keyLen > len) {
+      ok = false;
+      break;
+    }
+    for (let k = 0; k < keyLen; k++) {
+      if (body[pos + k] !== old[begin + k]) {
+        ok = false;
+        break;
+      }
+    }
     const sampleStart = plan[at + 2]!;
-    if (sampleStart < 0) {
+    if (!ok || sampleStart < 0) {
       pos += keyLen;
       continue;
     }
@@ -306,26 +328,23 @@ export function reparse(t: ParseTemplate, body: Buffer): ParsedExposition | unde
     let i = pos + keyLen;
     const vs = i;
     while (i < len && (CLASS[body[i]!]! & C_BLANK) === 0 && body[i] !== NL) i++;
-    if (i === vs || !isFloat(body, vs, i)) return undefined;
+    ok = i > vs && isFloat(body, vs, i);
     while (i < len && (CLASS[body[i]!]! & C_BLANK) !== 0) i++;
-    if (i < len && body[i] !== NL) {
+    if (ok && i < len && body[i] !== NL) {
       const ts = i;
       while (i < len && (CLASS[body[i]!]! & C_BLANK) === 0 && body[i] !== NL) i++;
-      if (!isInt(body, ts, i)) return undefined;
+      ok = isInt(body, ts, i);
       while (i < len && (CLASS[body[i]!]! & C_BLANK) !== 0) i++;
-      if (i < len && body[i] !== NL) return undefined;
+      ok = ok && (i >= len || body[i] === NL);
     }
     const r = row * R;
     table[r] = pos + (sampleStart - begin);
     table[r + 1] = i; // like a full parse: trailing blanks stay part of the line
-    table[r + 2] = t.table[r + 2]!;
+    table[r + 2] = tmeta[r + 2]!;
     row++;
     pos = i < len ? i + 1 : len;
   }
-  if (pos !== len) return undefined;
-  const families = new Map<string, ParsedFamily>();
-  for (const [name, f] of t.families) families.set(name, withBytes(f, body, table));
-  return { families, sampleCount: t.rows };
+  return ok && pos === len;
 }
 
 /** Most label sets of a shim are this long or shorter; longer ones grow the scratch arrays. */

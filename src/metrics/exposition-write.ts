@@ -15,6 +15,7 @@ import type { Writable } from 'node:stream';
 const ROW = 3;
 const FLAG_BRACES = 1;
 const FLAG_NEED_COMMA = 2;
+import type { ParsedFamily } from './exposition-parse';
 import type { MergedFamily } from './merge';
 
 /** Build output strings up to about this size before handing them to the stream. */
@@ -74,6 +75,84 @@ function copyRange(source: Buffer, start: number, end: number, target: Buffer, a
   return at + n;
 }
 
+/** Where the writer is in the rows of one family entry: the run (index into `segs`) and the row offset. */
+interface RowCursor {
+  seg: number;
+  row: number;
+}
+
+/** The output Buffer being filled. */
+interface Fill {
+  chunk: Buffer;
+  pos: number;
+}
+
+const ROWS_DONE = 0;
+const CHUNK_FULL = 1;
+
+/**
+ * Copy the rows of one family entry from `cur` on into `out.chunk` while they fit; returns ROWS_DONE or
+ * CHUNK_FULL (flush, then call again). A row longer than a whole chunk is written into a Buffer of its own,
+ * passed to `long`. A plain function, not part of the generator: V8 optimizes it as a whole, and the
+ * generator only switches chunks.
+ */
+function fillRows(
+  out: Fill,
+  family: ParsedFamily,
+  cur: RowCursor,
+  prefix: Buffer,
+  sp: SpliceBytes,
+  long: (b: Buffer) => void,
+): number {
+  const { bytes, table, segs } = family;
+  const { bare, withComma, asSet } = sp;
+  const plen = prefix.length;
+  const chunk = out.chunk;
+  const size = chunk.length;
+  let pos = out.pos;
+  let status = ROWS_DONE;
+  for (; cur.seg < segs.length; cur.seg += 2) {
+    if (cur.row < 0) cur.row = segs[cur.seg]! * ROW;
+    const last = segs[cur.seg + 1]! * ROW;
+    for (; cur.row < last; cur.row += ROW) {
+      const row = cur.row;
+      const start = table[row]!;
+      const end = table[row + 1]!;
+      const m = table[row + 2]!;
+      const split = start + (m >>> 3); // splitOf(m), inlined
+      const splice = (m & FLAG_BRACES) === 0 ? asSet : (m & FLAG_NEED_COMMA) !== 0 ? withComma : bare;
+      const need = plen + (end - start) + splice.length + 1;
+      let target = chunk;
+      let at = pos;
+      if (pos + need > size) {
+        if (pos > 0) {
+          status = CHUNK_FULL;
+          break;
+        }
+        target = Buffer.allocUnsafe(need); // longer than a whole chunk
+        at = 0;
+      }
+      if (plen > 0) {
+        target.set(prefix, at);
+        at += plen;
+      }
+      at = copyRange(bytes, start, split, target, at);
+      if (splice.length > 0) {
+        target.set(splice, at);
+        at += splice.length;
+      }
+      at = copyRange(bytes, split, end, target, at);
+      target[at++] = 10;
+      if (target === chunk) pos = at;
+      else long(target);
+    }
+    if (status === CHUNK_FULL) break;
+    cur.row = -1;
+  }
+  out.pos = pos;
+  return status;
+}
+
 /**
  * The bytes of `families` (UTF-8), in Buffers of at most about `chunkBytes` bytes (a line longer than that
  * gets its own Buffer). Sample lines are copied from the bytes they were parsed from, with the part's labels
@@ -86,24 +165,27 @@ export function* renderByteChunks(
   allocChunk: (size: number) => Buffer = size => Buffer.allocUnsafe(size),
 ): Generator<Buffer, void, undefined> {
   const size = Math.max(256, chunkBytes);
-  let chunk = allocChunk(size);
-  let pos = 0;
+  const out: Fill = { chunk: allocChunk(size), pos: 0 };
   const splices = new Map<string, SpliceBytes>();
   const prefixes = new Map<string, Buffer>();
+  const longLines: Buffer[] = [];
+  const onLong = (b: Buffer): void => {
+    longLines.push(b);
+  };
   const flush = (): Buffer => {
-    const out = chunk.subarray(0, pos);
-    chunk = allocChunk(size);
-    pos = 0;
-    return out;
+    const done = out.chunk.subarray(0, out.pos);
+    out.chunk = allocChunk(size);
+    out.pos = 0;
+    return done;
   };
   for (const f of families) {
     let header = '';
     if (f.help !== undefined) header += '# HELP ' + f.name + ' ' + f.help + '\n';
     header += '# TYPE ' + f.name + ' ' + f.type + '\n';
     const headerMax = header.length * 3; // UTF-8 bytes at most (HELP text may be non-ASCII)
-    if (pos + headerMax > size && pos > 0) yield flush();
+    if (out.pos + headerMax > size && out.pos > 0) yield flush();
     if (headerMax > size) yield Buffer.from(header, 'utf8');
-    else pos += chunk.write(header, pos, 'utf8');
+    else out.pos += out.chunk.write(header, out.pos, 'utf8');
     for (const entry of f.entries) {
       const { part, family } = entry;
       let sp = splices.get(part.labels);
@@ -111,45 +193,22 @@ export function* renderByteChunks(
         sp = spliceBytes(part.labels);
         splices.set(part.labels, sp);
       }
-      let prefixBuf = prefixes.get(family.linePrefix);
-      if (prefixBuf === undefined) {
-        prefixBuf = Buffer.from(family.linePrefix, 'latin1'); // names are ASCII
-        prefixes.set(family.linePrefix, prefixBuf);
+      let prefix = prefixes.get(family.linePrefix);
+      if (prefix === undefined) {
+        prefix = Buffer.from(family.linePrefix, 'latin1'); // names are ASCII
+        prefixes.set(family.linePrefix, prefix);
       }
-      const plen = prefixBuf.length;
-      const { bytes, table, segs } = family;
-      const { bare, withComma, asSet } = sp;
-      for (let s = 0; s < segs.length; s += 2) {
-        const last = segs[s + 1]! * ROW;
-        for (let row = segs[s]! * ROW; row < last; row += ROW) {
-          const start = table[row]!;
-          const end = table[row + 1]!;
-          const m = table[row + 2]!;
-          const split = start + (m >>> 3); // splitOf(m), inlined
-          const splice = (m & FLAG_BRACES) === 0 ? asSet : (m & FLAG_NEED_COMMA) !== 0 ? withComma : bare;
-          const need = plen + (end - start) + splice.length + 1;
-          if (pos + need > size && pos > 0) yield flush();
-          // A line longer than a whole chunk gets a Buffer of its own.
-          const target = need > size ? Buffer.allocUnsafe(need) : chunk;
-          let at = target === chunk ? pos : 0;
-          if (plen > 0) {
-            target.set(prefixBuf, at);
-            at += plen;
-          }
-          at = copyRange(bytes, start, split, target, at);
-          if (splice.length > 0) {
-            target.set(splice, at);
-            at += splice.length;
-          }
-          at = copyRange(bytes, split, end, target, at);
-          target[at++] = 10;
-          if (target === chunk) pos = at;
-          else yield target;
-        }
+      const cur: RowCursor = { seg: 0, row: -1 };
+      for (;;) {
+        const status = fillRows(out, family, cur, prefix, sp, onLong);
+        // A long line only comes with an empty chunk: nothing written before it is pending.
+        while (longLines.length > 0) yield longLines.shift()!;
+        if (status === ROWS_DONE) break;
+        yield flush();
       }
     }
   }
-  if (pos > 0) yield flush();
+  if (out.pos > 0) yield flush();
 }
 
 /** The whole exposition as one string (tests, golden files; never the /metrics hot path). */

@@ -26,6 +26,8 @@ export interface SelfMetrics {
   sandboxScrapeDurationSeconds: Gauge<(typeof SANDBOX_LABELS)[number]>;
   sandboxScrapeErrorsTotal: Counter<'sandbox_id' | 'reason'>;
   familyConflictsTotal: Counter<'family'>;
+  /** ours: shim bodies read, by how: `full` (parsed) or `checked` (against the sandbox's previous body) */
+  shimBodyParsesTotal: Counter<'mode'>;
 }
 
 export interface SelfMetricsOptions {
@@ -108,6 +110,12 @@ export function createSelfMetrics(build: BuildInfo, opts: SelfMetricsOptions = {
       name: 'kata_monitor_family_conflicts_total',
       help: 'Sandboxes whose samples of a family were dropped because they typed it differently than the others.',
       labelNames: ['family'],
+      registers,
+    }),
+    shimBodyParsesTotal: new Counter({
+      name: 'kata_monitor_shim_body_parses_total',
+      help: 'Shim bodies read, by mode: full (parsed line by line) or checked (same series as the previous body, values scanned).',
+      labelNames: ['mode'],
       registers,
     }),
   };
