@@ -132,6 +132,12 @@ interface ShimResult {
   lease?: BodyLease;
 }
 
+/** A template, and the lease on the pooled body it points into (when it is one). */
+interface KeptTemplate {
+  template: ParseTemplate;
+  lease?: BodyLease;
+}
+
 /** A collection's users: counted while it runs, released one by one after. */
 interface Users {
   count: number;
@@ -230,7 +236,11 @@ export class Collector {
   /** Label sets under which per-sandbox self metrics were last set, to remove them when a sandbox goes. */
   private readonly known = new Map<string, Record<string, string>>();
   /** Per sandbox, its last fully parsed body: the next body with the same series is checked, not parsed. */
-  private readonly templates = new Map<string, { template: ParseTemplate; lease?: BodyLease }>();
+  private readonly templates = new Map<string, KeptTemplate>();
+  /** The same for the daemon's own registry text. */
+  private readonly selfTemplate = new Map<string, KeptTemplate>();
+  /** The same for the texts of the extra sources, by source, sandbox and chunk. */
+  private readonly sourceTemplates = new Map<string, KeptTemplate>();
 
   constructor(private readonly deps: CollectorDeps) {
     this.logger = deps.logger.child({ component: 'metrics-collect' });
@@ -351,7 +361,7 @@ export class Collector {
         if (failed) this.deps.self.scrapeFailedCount.inc();
       }
 
-      const chunkParts = await this.chunkParts(chunkLists);
+      const chunkParts = await this.chunkParts(chunkLists, aggregated);
       const parts: MergePart[] = [];
       if (aggregated) {
         const selfPart = await this.selfPart();
@@ -459,23 +469,36 @@ export class Collector {
     body: Buffer,
     lease: BodyLease | undefined,
   ): Promise<ParsedExposition> {
-    const kept = this.templates.get(id);
-    if (kept) {
-      const quick = reparse(kept.template, body);
+    return this.parseKnown(this.templates, id, body, lease, mode =>
+      this.deps.self.shimBodyParsesTotal.inc({ mode }),
+    );
+  }
+
+  /**
+   * Parse `body` against the template kept under `key` when it matches, else in full, keeping the result
+   * as the new template (holding a lease on the body when it is pooled).
+   */
+  private async parseKnown(
+    kept: Map<string, KeptTemplate>,
+    key: string,
+    body: Buffer,
+    lease: BodyLease | undefined,
+    count?: (mode: 'full' | 'checked') => void,
+  ): Promise<ParsedExposition> {
+    const old = kept.get(key);
+    if (old) {
+      const quick = reparse(old.template, body);
       if (quick) {
-        this.deps.self.shimBodyParsesTotal.inc({ mode: 'checked' });
+        count?.('checked');
         return quick;
       }
     }
-    this.deps.self.shimBodyParsesTotal.inc({ mode: 'full' });
+    count?.('full');
     const p = new ExpositionParser(body);
     while (!p.parseSome(PARSE_SLICE_LINES)) await nextTick();
     // The new template holds on to its body; the old one's body can go back to the pool.
-    this.dropTemplate(id);
-    this.templates.set(
-      id,
-      lease ? { template: p.template(), lease: lease.retain() } : { template: p.template() },
-    );
+    old?.lease?.release();
+    kept.set(key, lease ? { template: p.template(), lease: lease.retain() } : { template: p.template() });
     return p.result();
   }
 
@@ -512,16 +535,28 @@ export class Collector {
 
   private async chunkParts(
     lists: ExpositionChunk[][],
+    aggregated: boolean,
   ): Promise<{ bySandbox: Map<string, MergePart[]>; unlabelled: MergePart[] }> {
     const bySandbox = new Map<string, MergePart[]>();
     const unlabelled: MergePart[] = [];
+    const seen = new Map<string, number>();
+    const used = new Set<string>();
     for (let s = 0; s < lists.length; s++) {
       const srcName = this.sources[s]?.name ?? String(s);
       for (const chunk of lists[s] ?? []) {
+        // Sources repeat their texts' series too: the k-th chunk of a source for a sandbox is checked
+        // against the last one parsed in full.
+        const base = `${srcName}\u0000${chunk.sandbox?.id ?? ''}`;
+        const k = seen.get(base) ?? 0;
+        seen.set(base, k + 1);
+        const key = `${base}\u0000${k}`;
+        used.add(key);
         let exposition: ParsedExposition;
         try {
-          exposition = await parseYielding(chunk.text);
+          const bytes = typeof chunk.text === 'string' ? Buffer.from(chunk.text, 'utf8') : chunk.text;
+          exposition = await this.parseKnown(this.sourceTemplates, key, bytes, undefined);
         } catch (err) {
+          this.sourceTemplates.delete(key);
           this.logger.warn('extra metrics source gave text that does not parse; chunk ignored', {
             source: srcName,
             err,
@@ -550,13 +585,22 @@ export class Collector {
         }
       }
     }
+    // An aggregated collection saw every source chunk there is: templates of the others are stale.
+    if (aggregated)
+      for (const key of this.sourceTemplates.keys()) if (!used.has(key)) this.sourceTemplates.delete(key);
     return { bySandbox, unlabelled };
   }
 
   private async selfPart(): Promise<MergePart | undefined> {
     try {
       const text = await this.deps.self.registry.metrics();
-      return { exposition: await parseYielding(text), labels: '', origin: 'self' };
+      const exposition = await this.parseKnown(
+        this.selfTemplate,
+        'self',
+        Buffer.from(text, 'utf8'),
+        undefined,
+      );
+      return { exposition, labels: '', origin: 'self' };
     } catch (err) {
       this.logger.error('own metrics registry could not be rendered; left out', { err });
       return undefined;

@@ -172,39 +172,39 @@ export class HttpResponseReader {
 
   /** Collect the head up to the blank line, then parse it. Returns where the body starts in `data`. */
   private readHead(data: Buffer, at: number): number {
-    // The blank line may straddle reads: search the joined tail of what came before and this read.
+    // The blank line may straddle reads: search the joined tail of what came before and this read, but no
+    // further than a head may reach (the rest of a read is body, scanned by nobody here).
     const prevTail = this.headBytes;
-    // A store means `data` is a scratch buffer the next read overwrites: keep a copy.
-    const piece = at === 0 ? data : data.subarray(at);
-    this.head.push(this.store ? Buffer.from(piece) : piece);
-    this.headBytes += data.length - at;
-    const joined = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head, this.headBytes);
-    const searchFrom = Math.max(0, prevTail - 3);
-    let endCrlf = joined.indexOf('\r\n\r\n', searchFrom);
+    const limit = Math.min(data.length, at + Math.max(0, MAX_HEAD_BYTES + 4 - prevTail));
+    const view = data.subarray(at, limit);
+    const joined = this.head.length === 0 ? view : Buffer.concat([...this.head, view]);
+    let end = joined.indexOf('\r\n\r\n', Math.max(0, prevTail - 3));
     let sep = 4;
-    const endLf = joined.indexOf('\n\n', Math.max(0, prevTail - 1));
-    if (endLf !== -1 && (endCrlf === -1 || endLf < endCrlf)) {
-      endCrlf = endLf;
+    const lfIn = end === -1 ? joined : joined.subarray(0, end + 2);
+    const endLf = lfIn.indexOf('\n\n', Math.max(0, prevTail - 1));
+    if (endLf !== -1 && (end === -1 || endLf < end)) {
+      end = endLf;
       sep = 2;
     }
-    if (endCrlf === -1) {
+    if (end === -1) {
+      this.headBytes = joined.length;
       if (this.headBytes > MAX_HEAD_BYTES)
         throw new HttpResponseError('malformed', `no end of headers within ${MAX_HEAD_BYTES} bytes`);
-      this.head = [joined];
+      // A store means `data` is a scratch buffer the next read overwrites: keep a copy.
+      this.head = [this.store && this.head.length === 0 ? Buffer.from(joined) : joined];
       return data.length;
     }
-    this.parseHead(joined.toString('latin1', 0, endCrlf));
+    this.parseHead(joined.toString('latin1', 0, end));
     this.head = [];
-    const bodyStart = endCrlf + sep; // in `joined`
-    // Position in `data` of the body's first byte: `joined` ends with data[at..].
-    const consumedBefore = this.headBytes - (data.length - at);
     this.headBytes = 0;
+    // Position in `data` of the body's first byte: `joined` ends with data[at..limit).
+    const bodyStart = at + (end + sep - prevTail);
     if (this.status >= 100 && this.status < 200) {
       // An interim response (100 Continue): the real one follows.
       this.mode = Mode.Head;
       this.headers = {};
     }
-    return at + (bodyStart - consumedBefore);
+    return bodyStart;
   }
 
   private parseHead(text: string): void {

@@ -90,3 +90,33 @@ describe('Collector body reuse', () => {
     c2.release(); // a second release by the same user changes nothing
   });
 });
+
+describe('Collector source texts', () => {
+  it('follows every change of a source text, whether only values moved or its series changed', async () => {
+    let text = '';
+    const collector = new Collector({
+      logger: silentLogger,
+      self: createSelfMetrics(BUILD, { defaultMetrics: false }),
+      config: { shimTimeoutMs: 2000, scrapeConcurrency: 8, shimMaxBytes: 1 << 20, scrapeUnsafeShims: false },
+      extraSources: [{ name: 'fake', collect: () => Promise.resolve([{ text }]) }],
+    });
+    const seriesText = (c: Collection): string =>
+      familiesToString(c.families.filter(f => f.name.startsWith('src_')));
+    const steps: Array<[string, string]> = [
+      ['# TYPE src_a gauge\nsrc_a{k="1"} 1\nsrc_a{k="2"} 2\n', 'src_a{k="1"} 1\nsrc_a{k="2"} 2\n'],
+      ['# TYPE src_a gauge\nsrc_a{k="1"} 10\nsrc_a{k="2"} 200\n', 'src_a{k="1"} 10\nsrc_a{k="2"} 200\n'],
+      [
+        '# TYPE src_a gauge\nsrc_a{k="1"} 3\nsrc_a{k="3"} 4\n# TYPE src_b_total counter\nsrc_b_total 5\n',
+        'src_a{k="1"} 3\nsrc_a{k="3"} 4\n# TYPE src_b_total counter\nsrc_b_total 5\n',
+      ],
+      ['# TYPE src_a gauge\nsrc_a{k="1"} 3 oops\n', ''],
+      ['# TYPE src_a gauge\nsrc_a{k="1"} 6\nsrc_a{k="2"} 7\n', 'src_a{k="1"} 6\nsrc_a{k="2"} 7\n'],
+    ];
+    for (const [input, want] of steps) {
+      text = input;
+      const c = await collector.collectAll([], 2000);
+      expect(seriesText(c)).toBe(want === '' ? '' : `# TYPE src_a gauge\n${want}`);
+      c.release();
+    }
+  });
+});
