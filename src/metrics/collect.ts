@@ -132,10 +132,9 @@ interface ShimResult {
   lease?: BodyLease;
 }
 
-/** A template, and the lease on the pooled body it points into (when it is one). */
+/** A kept template (it holds no reference to the body it was parsed from). */
 interface KeptTemplate {
   template: ParseTemplate;
-  lease?: BodyLease;
 }
 
 /** A collection's users: counted while it runs, released one by one after. */
@@ -446,7 +445,7 @@ export class Collector {
     const lease = this.pool.lease(body);
     let exposition: ParsedExposition;
     try {
-      exposition = await this.parseShimBody(sb.id, body, lease);
+      exposition = await this.parseShimBody(sb.id, body);
     } catch (err) {
       lease?.release();
       const msg =
@@ -464,25 +463,17 @@ export class Collector {
   }
 
   /** Parse a shim body: against the sandbox's template when it matches, else in full (a new template). */
-  private async parseShimBody(
-    id: string,
-    body: Buffer,
-    lease: BodyLease | undefined,
-  ): Promise<ParsedExposition> {
-    return this.parseKnown(this.templates, id, body, lease, mode =>
+  private async parseShimBody(id: string, body: Buffer): Promise<ParsedExposition> {
+    return this.parseKnown(this.templates, id, body, mode =>
       this.deps.self.shimBodyParsesTotal.inc({ mode }),
     );
   }
 
-  /**
-   * Parse `body` against the template kept under `key` when it matches, else in full, keeping the result
-   * as the new template (holding a lease on the body when it is pooled).
-   */
+  /** Parse `body` against the template kept under `key` when it matches, else in full (a new template). */
   private async parseKnown(
     kept: Map<string, KeptTemplate>,
     key: string,
     body: Buffer,
-    lease: BodyLease | undefined,
     count?: (mode: 'full' | 'checked') => void,
   ): Promise<ParsedExposition> {
     const old = kept.get(key);
@@ -496,14 +487,11 @@ export class Collector {
     count?.('full');
     const p = new ExpositionParser(body);
     while (!p.parseSome(PARSE_SLICE_LINES)) await nextTick();
-    // The new template holds on to its body; the old one's body can go back to the pool.
-    old?.lease?.release();
-    kept.set(key, lease ? { template: p.template(), lease: lease.retain() } : { template: p.template() });
+    kept.set(key, { template: p.template() });
     return p.result();
   }
 
   private dropTemplate(id: string): void {
-    this.templates.get(id)?.lease?.release();
     this.templates.delete(id);
   }
 
@@ -554,7 +542,7 @@ export class Collector {
         let exposition: ParsedExposition;
         try {
           const bytes = typeof chunk.text === 'string' ? Buffer.from(chunk.text, 'utf8') : chunk.text;
-          exposition = await this.parseKnown(this.sourceTemplates, key, bytes, undefined);
+          exposition = await this.parseKnown(this.sourceTemplates, key, bytes);
         } catch (err) {
           this.sourceTemplates.delete(key);
           this.logger.warn('extra metrics source gave text that does not parse; chunk ignored', {

@@ -136,6 +136,7 @@ const BACKSLASH = 92;
 const EQ = 61;
 const COMMA = 44;
 
+const EMPTY = Buffer.alloc(0);
 const B_LE = Buffer.from('le');
 const B_QUANTILE = Buffer.from('quantile');
 const B_NAME = Buffer.from('__name__');
@@ -245,8 +246,12 @@ const PLAN = 3;
  * series in the same order on every scrape; only the values move.
  */
 export interface ParseTemplate {
-  /** The body the template was parsed from. */
-  bytes: Buffer;
+  /**
+   * Per line of the body it was parsed from, its fixed part as a latin1 string (one character per byte, so
+   * string equality is byte equality; V8 compares flat one-byte strings natively, which beats any byte
+   * loop). The template keeps no reference to the body's bytes.
+   */
+  keys: string[];
   /**
    * Per line of that body, PLAN integers: where the line begins, where its fixed part ends (a sample: where
    * its value starts; any other line: after its newline), and for a sample where it starts after leading
@@ -297,7 +302,8 @@ export function reparse(t: ParseTemplate, body: Buffer): ParsedExposition | unde
  * optimized code on every call.
  */
 function matchTemplate(t: ParseTemplate, body: Buffer, table: SampleTable): boolean {
-  const old = t.bytes;
+  const keys = t.keys;
+  const text = body.toString('latin1');
   const plan = t.plan;
   const tmeta = t.table;
   const len = body.length;
@@ -313,12 +319,7 @@ function matchTemplate(t: ParseTemplate, body: Buffer, table: SampleTable): bool
       ok = false;
       break;
     }
-    for (let k = 0; k < keyLen; k++) {
-      if (body[pos + k] !== old[begin + k]) {
-        ok = false;
-        break;
-      }
-    }
+    if (text.slice(pos, pos + keyLen) !== keys[l]) ok = false;
     const sampleStart = plan[at + 2]!;
     if (!ok || sampleStart < 0) {
       pos += keyLen;
@@ -398,10 +399,15 @@ export class ExpositionParser {
    */
   template(): ParseTemplate {
     const families = new Map<string, ParsedFamily>();
-    // Copies: callers rename and rewrite the families they get; the template keeps them as parsed.
-    for (const [name, f] of this.families) families.set(name, withBytes(f, f.bytes, f.table));
+    // Copies: callers rename and rewrite the families they get; the template keeps them as parsed (and
+    // without the body: a match points them into the new body).
+    for (const [name, f] of this.families) families.set(name, withBytes(f, EMPTY, f.table));
+    const text = this.bytes.toString('latin1');
+    const keys: string[] = new Array<string>(this.planLines);
+    for (let l = 0; l < this.planLines; l++)
+      keys[l] = text.slice(this.plan[l * PLAN]!, this.plan[l * PLAN + 1]!);
     return {
-      bytes: this.bytes,
+      keys,
       plan: this.plan,
       lines: this.planLines,
       table: this.table,
