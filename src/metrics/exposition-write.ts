@@ -67,7 +67,7 @@ function spliceBytes(labels: string): SpliceBytes {
  */
 function copyRange(source: Buffer, start: number, end: number, target: Buffer, at: number): number {
   const n = end - start;
-  if (n > 96) {
+  if (n > 64) {
     target.set(source.subarray(start, end), at);
     return at + n;
   }
