@@ -95,13 +95,8 @@ export function shimRequest(
   opts: ShimRequestOptions,
 ): Promise<ShimResponse> {
   return new Promise<ShimResponse>((resolve, reject) => {
-    let usable: UsableUnixPath;
-    try {
-      usable = usableUnixPath(socketPath);
-    } catch (err) {
-      reject(classifyTransportError(err, socketPath));
-      return;
-    }
+    const usable = usableOrReject(socketPath, reject);
+    if (!usable) return;
     const method = opts.method ?? 'GET';
     const reader = new HttpResponseReader(opts.maxBytes, method === 'HEAD', opts.store, opts.sizeHint);
     let settled = false;
@@ -203,6 +198,16 @@ export function shimRequest(
   });
 }
 
+/** A connectable form of the socket path, or undefined after rejecting with the classified error. */
+function usableOrReject(socketPath: string, reject: (err: ShimError) => void): UsableUnixPath | undefined {
+  try {
+    return usableUnixPath(socketPath);
+  } catch (err) {
+    reject(classifyTransportError(err, socketPath));
+    return undefined;
+  }
+}
+
 function readerError(err: unknown, socketPath: string, path: string, maxBytes: number): ShimError {
   if (err instanceof HttpResponseError) {
     if (err.kind === 'too_large') return tooLarge(socketPath, path, maxBytes);
@@ -241,13 +246,8 @@ export function shimStream(
   opts: { timeoutMs: number; headers?: http.OutgoingHttpHeaders },
 ): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
-    let usable: UsableUnixPath;
-    try {
-      usable = usableUnixPath(socketPath);
-    } catch (err) {
-      reject(classifyTransportError(err, socketPath));
-      return;
-    }
+    const usable = usableOrReject(socketPath, reject);
+    if (!usable) return;
     const req = http.request({
       socketPath: usable.path,
       path,

@@ -49,3 +49,13 @@ export function findBinary(name: string): string | undefined {
   }
   return undefined;
 }
+
+/** Build info for self metrics in tests. */
+export const TEST_BUILD = {
+  name: 'kata-monitor',
+  version: '0.0.0-test',
+  commit: 'test',
+  node: 'v0',
+  os: 'linux',
+  arch: 'x64',
+};

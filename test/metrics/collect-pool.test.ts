@@ -2,17 +2,10 @@ import { Collector, type Collection } from '../../src/metrics/collect';
 import { familiesToString } from '../../src/metrics/exposition-write';
 import { createSelfMetrics } from '../../src/metrics/self-metrics';
 import { silentLogger } from '../../src/log';
-import { rmrf, tmpDir } from '../helpers/util';
+import { rmrf, tmpDir, TEST_BUILD } from '../helpers/util';
 import { startFakeShim, type FakeShim } from './fake-shim';
 
-const BUILD = {
-  name: 'kata-monitor',
-  version: '0.0.0-test',
-  commit: 'test',
-  node: 'v0',
-  os: 'linux',
-  arch: 'x64',
-};
+const BUILD = TEST_BUILD;
 
 /** A body whose values (and their lengths) change with `v`; the series stay the same. */
 function bodyAt(id: string, v: number): string {

@@ -285,4 +285,3 @@ describe('byte writer (samples copied from the body Buffer)', () => {
     for (const { chunk, copy } of seen) expect(chunk.equals(copy)).toBe(true);
   });
 });
-

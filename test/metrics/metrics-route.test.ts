@@ -16,20 +16,13 @@ import { parseExposition } from '../../src/metrics/exposition-parse';
 import { createSelfMetrics, type SelfMetrics } from '../../src/metrics/self-metrics';
 import type { ExtraSource } from '../../src/metrics/source';
 import type { SandboxInfo } from '../../src/types';
-import { findBinary, rmrf, tmpDir } from '../helpers/util';
+import { findBinary, rmrf, tmpDir, TEST_BUILD } from '../helpers/util';
 import { startFakeShim, type FakeBehaviour, type FakeShim } from './fake-shim';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'metrics');
 const GO_BODY = fs.readFileSync(path.join(FIXTURES, 'go-shim.prom'), 'utf8');
 const RS_BODY = fs.readFileSync(path.join(FIXTURES, 'rs-shim.prom'), 'utf8');
-const BUILD = {
-  name: 'kata-monitor',
-  version: '0.0.0-test',
-  commit: 'test',
-  node: 'v0',
-  os: 'linux',
-  arch: 'x64',
-};
+const BUILD = TEST_BUILD;
 const MAX_BYTES = 64 * 1024;
 
 interface Reply {
