@@ -46,6 +46,103 @@ export function dialAgent(addr: AgentAddress, opts: DialOptions): Promise<Duplex
 }
 
 /**
+ * What a dial waits for on a fresh socket before handing it over: the bytes received so far either complete
+ * the preamble (the bytes after it are returned), prove it wrong (an error), or are not enough yet.
+ */
+interface Preamble {
+  read(received: Buffer): Buffer | KataMonitorError | undefined;
+  /** Longest preamble accepted before giving up. */
+  maxBytes: number;
+  tooLong: string;
+  /** Why the peer closing before the preamble is an error. */
+  closed: string;
+}
+
+/**
+ * The common lifecycle of a dial: a deadline, the caller's abort signal, socket errors, and (with a preamble)
+ * reading until it is complete; then the socket is handed over paused, with the bytes that followed the
+ * preamble put back for the ttrpc reader. `start` runs once the socket may be used: at once, or on
+ * `connect` when `waitConnect` is set; it returns the preamble to wait for, or undefined to hand over.
+ */
+function handOver(
+  sock: net.Socket,
+  addr: AgentAddress,
+  opts: DialOptions,
+  deadlineMs: number,
+  timeoutMessage: () => string,
+  waitConnect: boolean,
+  start: () => Preamble | undefined,
+): Promise<Duplex> {
+  return new Promise<Duplex>((resolve, reject) => {
+    let settled = false;
+    let received: Buffer = Buffer.alloc(0);
+    let preamble: Preamble | undefined;
+    const finish = (err: KataMonitorError | null, rest?: Buffer): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      sock.removeListener('data', onData);
+      sock.removeListener('error', onError);
+      sock.removeListener('end', onEnd);
+      sock.removeListener('connect', begin);
+      if (err) {
+        sock.destroy();
+        reject(err);
+        return;
+      }
+      // Stop the flowing mode before handing the socket over, then put back what followed the preamble.
+      sock.pause();
+      resolve(sock);
+      if (rest && rest.length > 0) sock.unshift(rest);
+    };
+    const onAbort = (): void =>
+      finish(
+        new KataMonitorError('AGENT_TIMEOUT', `dial ${formatAgentUrl(addr)} cancelled: deadline reached`),
+      );
+    const timer = setTimeout(
+      () => finish(new KataMonitorError('AGENT_TIMEOUT', timeoutMessage())),
+      deadlineMs,
+    );
+    const onError = (err: Error): void => finish(unreachable(addr, err));
+    const onEnd = (): void =>
+      finish(
+        new KataMonitorError(
+          'AGENT_UNREACHABLE',
+          `agent ${formatAgentUrl(addr)}: ${preamble?.closed ?? 'closed'}`,
+        ),
+      );
+    const onData = (chunk: Buffer): void => {
+      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+      const r = preamble!.read(received);
+      if (r instanceof KataMonitorError) finish(r);
+      else if (r !== undefined) finish(null, r);
+      else if (received.length > preamble!.maxBytes)
+        finish(new KataMonitorError('AGENT_PROTOCOL', `agent ${formatAgentUrl(addr)}: ${preamble!.tooLong}`));
+    };
+    const begin = (): void => {
+      preamble = start();
+      if (!preamble) {
+        finish(null);
+        return;
+      }
+      sock.on('data', onData);
+      sock.on('end', onEnd);
+    };
+    sock.on('error', onError);
+    if (opts.signal) {
+      if (opts.signal.aborted) {
+        onAbort();
+        return;
+      }
+      opts.signal.addEventListener('abort', onAbort, { once: true });
+    }
+    if (waitConnect) sock.on('connect', begin);
+    else begin();
+  });
+}
+
+/**
  * Connect to a unix socket; with `handshake`, send it and wait for one line containing `OK`. Bytes received
  * after that line are put back into the socket for the ttrpc reader.
  */
@@ -55,110 +152,49 @@ function dialUnix(
   opts: DialOptions,
   handshake: string | undefined,
 ): Promise<Duplex> {
-  return new Promise<Duplex>((resolve, reject) => {
-    // Paths over the sun_path limit are reached through their directory's descriptor (src/util/unix-path.ts).
-    let usable: UsableUnixPath;
-    try {
-      usable = usableUnixPath(socketPath);
-    } catch (err) {
-      reject(unreachable(addr, err as Error));
-      return;
-    }
-    const sock = net.createConnection({ path: usable.path });
-    sock.once('connect', usable.release);
-    sock.once('close', usable.release);
-    let settled = false;
-    let line = Buffer.alloc(0);
-    const finish = (err: KataMonitorError | null): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      opts.signal?.removeEventListener('abort', onAbort);
-      sock.removeListener('data', onData);
-      sock.removeListener('error', onError);
-      sock.removeListener('end', onEnd);
-      sock.removeListener('connect', onConnect);
-      if (err) {
-        sock.destroy();
-        reject(err);
-        return;
-      }
-      sock.pause();
-      resolve(sock);
-    };
-    const onAbort = (): void =>
-      finish(
-        new KataMonitorError('AGENT_TIMEOUT', `dial ${formatAgentUrl(addr)} cancelled: deadline reached`),
-      );
-    const timer = setTimeout(
-      () =>
-        finish(
-          new KataMonitorError(
-            'AGENT_TIMEOUT',
-            handshake && sock.readyState === 'open'
-              ? `agent ${formatAgentUrl(addr)}: no handshake answer within ${opts.timeoutMs} ms`
-              : `agent ${formatAgentUrl(addr)}: connect did not complete within ${opts.timeoutMs} ms`,
-          ),
-        ),
-      opts.timeoutMs,
-    );
-    const onError = (err: Error): void => finish(unreachable(addr, err));
-    const onEnd = (): void =>
-      finish(
-        new KataMonitorError(
-          'AGENT_UNREACHABLE',
-          `agent ${formatAgentUrl(addr)}: connection closed during the hybrid vsock handshake`,
-        ),
-      );
-    const onData = (chunk: Buffer): void => {
-      line = Buffer.concat([line, chunk]);
-      const nl = line.indexOf(0x0a);
-      if (nl < 0) {
-        if (line.length > MAX_HANDSHAKE_LINE) {
-          finish(
-            new KataMonitorError(
-              'AGENT_PROTOCOL',
-              `agent ${formatAgentUrl(addr)}: handshake answer longer than ${MAX_HANDSHAKE_LINE} bytes`,
-            ),
-          );
-        }
-        return;
-      }
-      const text = line.subarray(0, nl).toString('latin1').trim();
-      const rest = line.subarray(nl + 1);
-      if (!/OK/.test(text)) {
-        finish(
-          new KataMonitorError(
-            'AGENT_UNREACHABLE',
-            `agent ${formatAgentUrl(addr)}: hybrid vsock handshake refused: ${JSON.stringify(text.slice(0, 100))}`,
-          ),
-        );
-        return;
-      }
-      // Stop the flowing mode before handing the socket over, then put back what followed the line.
-      sock.pause();
-      finish(null);
-      if (rest.length > 0) sock.unshift(rest);
-    };
-    const onConnect = (): void => {
-      if (!handshake) {
-        finish(null);
-        return;
-      }
-      sock.on('data', onData);
-      sock.on('end', onEnd);
+  // Paths over the sun_path limit are reached through their directory's descriptor (src/util/unix-path.ts).
+  let usable: UsableUnixPath;
+  try {
+    usable = usableUnixPath(socketPath);
+  } catch (err) {
+    return Promise.reject(unreachable(addr, err as Error));
+  }
+  const sock = net.createConnection({ path: usable.path });
+  sock.once('connect', usable.release);
+  sock.once('close', usable.release);
+  const url = formatAgentUrl(addr);
+  return handOver(
+    sock,
+    addr,
+    opts,
+    opts.timeoutMs,
+    () =>
+      handshake && sock.readyState === 'open'
+        ? `agent ${url}: no handshake answer within ${opts.timeoutMs} ms`
+        : `agent ${url}: connect did not complete within ${opts.timeoutMs} ms`,
+    true,
+    () => {
+      if (!handshake) return undefined;
       sock.write(handshake);
-    };
-    sock.on('error', onError);
-    sock.on('connect', onConnect);
-    if (opts.signal) {
-      if (opts.signal.aborted) {
-        onAbort();
-        return;
-      }
-      opts.signal.addEventListener('abort', onAbort, { once: true });
-    }
-  });
+      return {
+        maxBytes: MAX_HANDSHAKE_LINE,
+        tooLong: `handshake answer longer than ${MAX_HANDSHAKE_LINE} bytes`,
+        closed: 'connection closed during the hybrid vsock handshake',
+        read: received => {
+          const nl = received.indexOf(0x0a);
+          if (nl < 0) return undefined;
+          const text = received.subarray(0, nl).toString('latin1').trim();
+          if (!/OK/.test(text)) {
+            return new KataMonitorError(
+              'AGENT_UNREACHABLE',
+              `agent ${url}: hybrid vsock handshake refused: ${JSON.stringify(text.slice(0, 100))}`,
+            );
+          }
+          return received.subarray(nl + 1);
+        },
+      };
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -244,84 +280,34 @@ async function dialVsock(
     throw unreachable(addr, err);
   }
   const sock = new net.Socket({ fd, readable: true, writable: true });
-  return new Promise<Duplex>((resolve, reject) => {
-    let head = Buffer.alloc(0);
-    let settled = false;
-    const finish = (err: KataMonitorError | null): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      opts.signal?.removeEventListener('abort', onAbort);
-      sock.removeListener('data', onData);
-      sock.removeListener('error', onError);
-      sock.removeListener('end', onEnd);
-      if (err) {
-        sock.destroy();
-        reject(err);
-      } else {
-        sock.pause();
-        resolve(sock);
-      }
-    };
-    const onAbort = (): void =>
-      finish(
-        new KataMonitorError('AGENT_TIMEOUT', `dial ${formatAgentUrl(addr)} cancelled: deadline reached`),
-      );
-    // The helper thread enforces timeoutMs on connect; this is a backstop.
-    const timer = setTimeout(
-      () =>
-        finish(
-          new KataMonitorError(
-            'AGENT_TIMEOUT',
-            `agent ${formatAgentUrl(addr)}: connect did not complete within ${opts.timeoutMs} ms`,
-          ),
-        ),
-      opts.timeoutMs + 100,
-    );
-    const onError = (err: Error): void => finish(unreachable(addr, err));
-    const onEnd = (): void =>
-      finish(new KataMonitorError('AGENT_UNREACHABLE', `agent ${formatAgentUrl(addr)}: vsock bridge closed`));
-    const onData = (chunk: Buffer): void => {
-      head = Buffer.concat([head, chunk]);
-      if (head.length < 4) return;
-      const errno = head.readUInt32BE(0);
-      const rest = head.subarray(4);
-      if (errno !== 0) {
+  const url = formatAgentUrl(addr);
+  // The helper thread enforces timeoutMs on connect; this is a backstop.
+  return handOver(
+    sock,
+    addr,
+    opts,
+    opts.timeoutMs + 100,
+    () => `agent ${url}: connect did not complete within ${opts.timeoutMs} ms`,
+    false,
+    () => ({
+      maxBytes: 4,
+      tooLong: 'bad vsock bridge header',
+      closed: 'vsock bridge closed',
+      read: received => {
+        if (received.length < 4) return undefined;
+        const errno = received.readUInt32BE(0);
+        if (errno === 0) return received.subarray(4);
         const name = ERRNO_NAMES[errno] ?? `errno ${errno}`;
-        if (errno === 110) {
-          finish(
-            new KataMonitorError(
-              'AGENT_TIMEOUT',
-              `agent ${formatAgentUrl(addr)}: connect timed out (${name})`,
-            ),
-          );
-        } else if (VSOCK_HOST_UNSUPPORTED.has(name)) {
-          finish(vsockUnavailable(addr, `connect failed: ${name}`));
-        } else {
-          finish(
-            new KataMonitorError(
-              'AGENT_UNREACHABLE',
-              `agent ${formatAgentUrl(addr)} unreachable (${name}): vsock connect failed`,
-            ),
-          );
-        }
-        return;
-      }
-      sock.pause();
-      finish(null);
-      if (rest.length > 0) sock.unshift(rest);
-    };
-    sock.on('data', onData);
-    sock.on('error', onError);
-    sock.on('end', onEnd);
-    if (opts.signal) {
-      if (opts.signal.aborted) {
-        onAbort();
-        return;
-      }
-      opts.signal.addEventListener('abort', onAbort, { once: true });
-    }
-  });
+        if (errno === 110)
+          return new KataMonitorError('AGENT_TIMEOUT', `agent ${url}: connect timed out (${name})`);
+        if (VSOCK_HOST_UNSUPPORTED.has(name)) return vsockUnavailable(addr, `connect failed: ${name}`);
+        return new KataMonitorError(
+          'AGENT_UNREACHABLE',
+          `agent ${url} unreachable (${name}): vsock connect failed`,
+        );
+      },
+    }),
+  );
 }
 
 /** Linux errno numbers the vsock bridge may report. */

@@ -1,3 +1,6 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import type { Duplex } from 'node:stream';
 import * as path from 'node:path';
 import { AgentClient } from '../../src/agent/agent-client';
 import { parseAgentUrl } from '../../src/agent/agent-url';
@@ -102,6 +105,74 @@ describe('dialers', () => {
     const e = await errorOf(dialAgent(parseAgentUrl('vsock://3:1024'), { timeoutMs: 500, vsock: noFamily }));
     expect(e.code).toBe('VSOCK_UNAVAILABLE');
     expect(e.message).toContain('EAFNOSUPPORT');
+  });
+
+  /**
+   * A stand-in addon whose connect returns the read end of a FIFO (opened read-write, so it never sees EOF
+   * early): the test writes the bridge's 4-byte errno header and what follows into it.
+   */
+  function fifoBridge(): { binding: VsockBinding; write(b: Buffer): void } {
+    const fifo = path.join(dir, 'bridge.fifo');
+    execFileSync('mkfifo', [fifo]);
+    let fd = -1;
+    const binding: VsockBinding = {
+      probe: () => undefined,
+      connect: () => (fd = fs.openSync(fifo, fs.constants.O_RDWR)),
+    };
+    return {
+      binding,
+      write: (b: Buffer) => {
+        const w = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+        fs.writeSync(w, b);
+        fs.closeSync(w);
+        expect(fd).toBeGreaterThan(2);
+      },
+    };
+  }
+
+  const header = (errno: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(errno, 0);
+    return b;
+  };
+
+  it('through the vsock bridge: hands the stream over after a 0 header, bytes after it included', async () => {
+    const bridge = fifoBridge();
+    const dialing = dialAgent(parseAgentUrl('vsock://3:1024'), { timeoutMs: 2000, vsock: bridge.binding });
+    bridge.write(Buffer.concat([header(0), Buffer.from('first bytes')]));
+    const sock: Duplex = await dialing;
+    closers.push(async () => {
+      sock.destroy();
+      await new Promise(r => setImmediate(r));
+    });
+    // Handed over paused (the ttrpc reader resumes it): the bytes after the header come first.
+    expect(sock.isPaused()).toBe(true);
+    const got = await new Promise<string>(resolve => {
+      sock.once('data', (d: Buffer) => resolve(d.toString()));
+      sock.resume();
+    });
+    expect(got).toBe('first bytes');
+  });
+
+  it.each([
+    [111, 'AGENT_UNREACHABLE', 'ECONNREFUSED'],
+    [110, 'AGENT_TIMEOUT', 'ETIMEDOUT'],
+    [97, 'VSOCK_UNAVAILABLE', 'EAFNOSUPPORT'],
+  ])('through the vsock bridge: errno %d in the header is %s', async (errno, code, name) => {
+    const bridge = fifoBridge();
+    const dialing = dialAgent(parseAgentUrl('vsock://3:1024'), { timeoutMs: 2000, vsock: bridge.binding });
+    bridge.write(header(errno));
+    const e = await errorOf(dialing);
+    expect(e.code).toBe(code);
+    expect(e.message).toContain(name);
+  });
+
+  it('through the vsock bridge: no header within the deadline is AGENT_TIMEOUT', async () => {
+    const bridge = fifoBridge();
+    const e = await errorOf(
+      dialAgent(parseAgentUrl('vsock://3:1024'), { timeoutMs: 100, vsock: bridge.binding }),
+    );
+    expect(e.code).toBe('AGENT_TIMEOUT');
   });
 
   it('the real vsock path fails cleanly on this host (addon missing, no vsock, or refused)', async () => {
