@@ -51,6 +51,8 @@ export interface Config {
   readonly agentMetrics: AgentMetricsMode;
   readonly collectContainerStats: boolean;
   readonly collectHost: boolean;
+  /** Serve the /debug/* proxy to the shims (upstream always does; off hides it from scanners and users). */
+  readonly enableDebug: boolean;
   readonly procfsPath: string;
   readonly sysfsPath: string;
   readonly runPath: string;
@@ -119,6 +121,12 @@ export const FLAGS: readonly FlagSpec[] = [
     kind: 'bool',
     def: 'true',
     help: 'collect host-side process metrics of each sandbox',
+  },
+  {
+    name: 'web.enable-debug',
+    kind: 'bool',
+    def: 'true',
+    help: 'serve /debug/vars and /debug/pprof/* from the shims (false: 404, not listed)',
   },
   { name: 'path.procfs', kind: 'string', def: '/proc', help: 'procfs mount point' },
   { name: 'path.sysfs', kind: 'string', def: '/sys', help: 'sysfs mount point' },
@@ -376,6 +384,7 @@ export function parseArgs(
     agentMetrics: oneOf(get('agent-metrics'), 'agent-metrics', ['fallback', 'always', 'never'] as const),
     collectContainerStats: parseBool(get('collect-container-stats'), 'collect-container-stats'),
     collectHost: parseBool(get('collect-host'), 'collect-host'),
+    enableDebug: parseBool(get('web.enable-debug'), 'web.enable-debug'),
     procfsPath: absolute('path.procfs'),
     sysfsPath: absolute('path.sysfs'),
     runPath: absolute('path.run'),
@@ -398,6 +407,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
     agent_metrics: c.agentMetrics,
     collect_container_stats: c.collectContainerStats,
     collect_host: c.collectHost,
+    web_enable_debug: c.enableDebug,
     path_procfs: c.procfsPath,
     path_sysfs: c.sysfsPath,
     path_run: c.runPath,

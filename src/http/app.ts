@@ -25,7 +25,7 @@ export interface AppDeps {
   sandboxes: SandboxLookup;
   /** Reasons the daemon is not ready; empty when ready. */
   readiness: () => string[];
-  config: { shimTimeoutMs: number; shimMaxBytes: number };
+  config: { shimTimeoutMs: number; shimMaxBytes: number; enableDebug?: boolean };
   /** When given, serves /metrics (the aggregated handler); otherwise /metrics is the daemon's own metrics. */
   metricsHandler?: NodeHandler;
 }
@@ -84,10 +84,10 @@ export function renderIndexHtml(endpoints: readonly Pick<Endpoint, 'path' | 'des
 }
 
 /** `/sandboxes` HTML (upstream format; ids are validated, so they need no escaping). */
-export function renderSandboxesHtml(ids: readonly string[]): string {
+export function renderSandboxesHtml(ids: readonly string[], debug = true): string {
   const items = ids.map(
     id =>
-      `<li>${id}: <a href='/debug/pprof/?sandbox=${id}'>pprof</a>, <a href='/metrics?sandbox=${id}'>metrics</a>, <a href='/agent-url?sandbox=${id}'>agent-url</a></li>\n`,
+      `<li>${id}: ${debug ? `<a href='/debug/pprof/?sandbox=${id}'>pprof</a>, ` : ''}<a href='/metrics?sandbox=${id}'>metrics</a>, <a href='/agent-url?sandbox=${id}'>agent-url</a></li>\n`,
   );
   return `<h1>Sandbox list</h1>\n<ul>\n${items.join('')}</ul>\n`;
 }
@@ -96,6 +96,7 @@ const pprofDesc = (p: string): string => `Golang pprof \`${p}\` endpoint for kat
 
 export function createApp(deps: AppDeps): express.Express {
   const log = deps.logger.child({ component: 'http' });
+  const debugOn = deps.config.enableDebug !== false;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -118,7 +119,8 @@ export function createApp(deps: AppDeps): express.Express {
 
   const sandboxes: express.RequestHandler = (req, res) => {
     const ids = deps.sandboxes.list().map(s => s.id);
-    if (wantsHtml(req.headers.accept)) send(res, 200, 'text/html; charset=utf-8', renderSandboxesHtml(ids));
+    if (wantsHtml(req.headers.accept))
+      send(res, 200, 'text/html; charset=utf-8', renderSandboxesHtml(ids, debugOn));
     else send(res, 200, TEXT, ids.map(id => id + '\n').join(''));
   };
 
@@ -219,14 +221,23 @@ export function createApp(deps: AppDeps): express.Express {
       handler: sandboxes,
     },
     { path: '/agent-url', description: 'Get sandbox agent URL.', listed: true, handler: agentUrl },
-    { path: '/debug/vars', description: pprofDesc('/debug/vars'), listed: true, handler: debugProxy },
-    { path: '/debug/pprof/', description: pprofDesc('/debug/pprof/'), listed: true, handler: debugProxy },
-    ...['cmdline', 'profile', 'symbol', 'trace'].map(n => ({
-      path: `/debug/pprof/${n}`,
-      description: pprofDesc(`/debug/pprof/${n}`),
-      listed: true,
-      handler: debugProxy,
-    })),
+    ...(debugOn
+      ? [
+          { path: '/debug/vars', description: pprofDesc('/debug/vars'), listed: true, handler: debugProxy },
+          {
+            path: '/debug/pprof/',
+            description: pprofDesc('/debug/pprof/'),
+            listed: true,
+            handler: debugProxy,
+          },
+          ...['cmdline', 'profile', 'symbol', 'trace'].map(n => ({
+            path: `/debug/pprof/${n}`,
+            description: pprofDesc(`/debug/pprof/${n}`),
+            listed: true,
+            handler: debugProxy,
+          })),
+        ]
+      : []),
     {
       path: '/healthz',
       description: 'Liveness: the process answers (touches no shim).',
@@ -253,6 +264,10 @@ export function createApp(deps: AppDeps): express.Express {
   }
   // Named profiles (heap, goroutine, allocs, …) go through the shim's pprof index handler.
   app.all('/debug/pprof/:name', (req, res, next) => {
+    if (!debugOn) {
+      next();
+      return;
+    }
     const name = req.params.name;
     if (typeof name !== 'string' || !PPROF_NAME_RE.test(name)) {
       next();

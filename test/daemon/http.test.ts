@@ -287,4 +287,28 @@ describe('daemon variants', () => {
     makeGoSandbox(goRoot, hexId(1));
     await waitFor(async () => (await get(daemon!.url + '/sandboxes')).body === hexId(1) + '\n', 1000, 20);
   });
+
+  it('with --web.enable-debug=false, the shim debug proxy is gone: 404, not on the index, no pprof link', async () => {
+    const goRoot = path.join(dir, 'vc', 'sbs');
+    fs.mkdirSync(goRoot, { recursive: true });
+    makeGoSandbox(goRoot, hexId(2));
+    const config = parseArgs([
+      '--listen-address=127.0.0.1:0',
+      `--sandbox-roots=${goRoot}`,
+      '-web.enable-debug=false',
+    ]);
+    expect(config.enableDebug).toBe(false);
+    daemon = await startDaemon(config, { logger: silentLogger, exists: () => false });
+    await waitFor(async () => (await get(daemon!.url + '/sandboxes')).body === hexId(2) + '\n', 3000, 20);
+    for (const p of ['/debug/vars', '/debug/pprof/', '/debug/pprof/heap', '/debug/pprof/profile']) {
+      const r = await get(`${daemon.url}${p}?sandbox=${hexId(2)}`);
+      expect({ p, status: r.status }).toEqual({ p, status: 404 });
+    }
+    const index = await get(daemon.url + '/');
+    expect(index.body).not.toContain('/debug/');
+    expect(index.body).toContain('/metrics');
+    const html = await get(daemon.url + '/sandboxes', { Accept: 'text/html' });
+    expect(html.body).toContain(`/metrics?sandbox=${hexId(2)}`);
+    expect(html.body).not.toContain('pprof');
+  });
 });
