@@ -4,8 +4,8 @@
  * Every scrape reads a body per sandbox (6.7 MB at 100 sandboxes). Fresh Buffers for each are external
  * memory V8 only gives back at a full GC, which it starts after tens of MB of growth: the resident set
  * would climb by several scrapes' worth of bodies and each scrape would pay for a mark-compact. Bodies are
- * instead lent from this pool, counted while in use (by the collection that read them, by a parse template),
- * and returned when the last user lets go. A body never returned (a user that forgets) is simply collected
+ * instead lent from this pool, held by the collection that read them, and returned when that collection is
+ * released by the last response using it. A body never returned (a user that forgets) is simply collected
  * by the GC: the pool only ever loses reuse, never hands out a Buffer still in use.
  */
 import type { BodyStore } from '../shim/http-response';
@@ -13,28 +13,23 @@ import type { BodyStore } from '../shim/http-response';
 /** Sizes handed out are multiples of this (a body that grows a little still fits its old Buffer). */
 const GRANULE = 16 * 1024;
 
-/** A lent body's use count; at zero its Buffer goes back to the pool. */
+/** A lent body: released once, its Buffer goes back to the pool (later releases do nothing). */
 export class BodyLease {
-  private refs = 1;
+  private held = true;
   constructor(
     private readonly pool: BodyPool,
     readonly buffer: Buffer,
   ) {}
 
-  retain(): this {
-    if (this.refs > 0) this.refs++;
-    return this;
-  }
-
   release(): void {
-    if (this.refs <= 0) return;
-    this.refs--;
-    if (this.refs === 0) this.pool.free(this.buffer);
+    if (!this.held) return;
+    this.held = false;
+    this.pool.free(this.buffer);
   }
 
   /** Whether the Buffer is still in use (tests, diagnostics). */
   get live(): boolean {
-    return this.refs > 0;
+    return this.held;
   }
 }
 

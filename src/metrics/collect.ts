@@ -110,16 +110,6 @@ export function sortById(sbs: readonly SandboxInfo[]): SandboxInfo[] {
   return [...sbs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-/**
- * Parse a whole body, yielding to the event loop every PARSE_SLICE_LINES lines (a shim body of usual size is
- * one slice). The families point into `body`: it must not change afterwards.
- */
-export async function parseYielding(body: Buffer | string): Promise<ParsedExposition> {
-  const p = new ExpositionParser(typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
-  while (!p.parseSome(PARSE_SLICE_LINES)) await nextTick();
-  return p.result();
-}
-
 function nextTick(): Promise<void> {
   return new Promise(resolve => setImmediate(resolve));
 }
