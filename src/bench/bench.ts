@@ -37,6 +37,9 @@ interface Row {
   gzipP50Ms: number;
   gzipP95Ms: number;
   cpuMsPerScrape: number;
+  /** The same for plain and gzip scrapes apart. */
+  cpuMsPlain: number;
+  cpuMsGzip: number;
   peakRssMb: number;
   plainBytes: number;
   gzipBytes: number;
@@ -323,6 +326,7 @@ async function runScenario(sc: Scenario): Promise<Row> {
       plainBytes = r.bytes;
       if (r.body) lastPlain = r.body;
     }
+    const cpuMid = procCpuMs(daemon.pid!);
     const gz: number[] = [];
     let gzipBytes = 0;
     for (let i = 0; i < sc.scrapes; i++) {
@@ -363,6 +367,8 @@ async function runScenario(sc: Scenario): Promise<Row> {
       gzipP50Ms: pct(gz, 50),
       gzipP95Ms: pct(gz, 95),
       cpuMsPerScrape: cpuMs / (2 * sc.scrapes),
+      cpuMsPlain: (cpuMid - cpu0) / sc.scrapes,
+      cpuMsGzip: (cpu0 + cpuMs - cpuMid) / sc.scrapes,
       peakRssMb: peakRssMb(daemon.pid!),
       plainBytes,
       gzipBytes,
@@ -386,14 +392,14 @@ function fmt(n: number, digits = 0): string {
 
 function table(rows: Row[]): string {
   const head =
-    '| scenario | sandboxes | floor p50 | plain p50 | plain p95 | gzip p50 | gzip p95 | p50 / floor | CPU per scrape | peak RSS | plain bytes | gzip bytes | samples | sandboxes up | /healthz p99 | event-loop lag p99 | host collection |\n' +
+    '| scenario | sandboxes | floor p50 | plain p50 | plain p95 | gzip p50 | gzip p95 | p50 / floor | CPU per scrape (plain / gzip) | peak RSS | plain bytes | gzip bytes | samples | sandboxes up | /healthz p99 | event-loop lag p99 | host collection |\n' +
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
   return (
     head +
     rows
       .map(
         r =>
-          `| ${r.scenario} | ${r.sandboxes} | ${fmt(r.floorP50Ms, 1)} ms | ${fmt(r.plainP50Ms, 1)} ms | ${fmt(r.plainP95Ms, 1)} ms | ${fmt(r.gzipP50Ms, 1)} ms | ${fmt(r.gzipP95Ms, 1)} ms | ${fmt(r.plainP50Ms / r.floorP50Ms, 1)} × | ${fmt(r.cpuMsPerScrape, 1)} ms | ${fmt(r.peakRssMb, 0)} MB | ${(r.plainBytes / 1e6).toFixed(2)} MB | ${(r.gzipBytes / 1e6).toFixed(2)} MB | ${r.samples} | ${r.sandboxesUp} | ${fmt(r.healthzP99Ms, 1)} ms | ${fmt(r.eventLoopLagP99Ms, 1)} ms | ${Number.isFinite(r.hostCollectionMs) ? `${fmt(r.hostCollectionMs, 1)} ms (${fmt((r.hostCollectionMs * 1000) / r.sandboxes, 0)} µs/sandbox)` : '–'} |`,
+          `| ${r.scenario} | ${r.sandboxes} | ${fmt(r.floorP50Ms, 1)} ms | ${fmt(r.plainP50Ms, 1)} ms | ${fmt(r.plainP95Ms, 1)} ms | ${fmt(r.gzipP50Ms, 1)} ms | ${fmt(r.gzipP95Ms, 1)} ms | ${fmt(r.plainP50Ms / r.floorP50Ms, 1)} × | ${fmt(r.cpuMsPerScrape, 1)} ms (${fmt(r.cpuMsPlain, 0)} / ${fmt(r.cpuMsGzip, 0)}) | ${fmt(r.peakRssMb, 0)} MB | ${(r.plainBytes / 1e6).toFixed(2)} MB | ${(r.gzipBytes / 1e6).toFixed(2)} MB | ${r.samples} | ${r.sandboxesUp} | ${fmt(r.healthzP99Ms, 1)} ms | ${fmt(r.eventLoopLagP99Ms, 1)} ms | ${Number.isFinite(r.hostCollectionMs) ? `${fmt(r.hostCollectionMs, 1)} ms (${fmt((r.hostCollectionMs * 1000) / r.sandboxes, 0)} µs/sandbox)` : '–'} |`,
       )
       .join('\n') +
     '\n'
@@ -434,7 +440,8 @@ async function main(): Promise<void> {
     `Produced by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: ${cpus.length} × ${cpus[0]?.model ?? 'cpu'}, ` +
     `Node ${process.version}. Simulator and daemon run as separate processes; the floor is every shim's /metrics ` +
     `fetched at once by the driver with the bodies discarded. CPU per scrape is the daemon's utime+stime over all ` +
-    `plain and gzip scrapes divided by their number (back to back, no other request in that phase); /healthz p99 ` +
+    `plain and gzip scrapes divided by their number (back to back, no other request in that phase; in brackets ` +
+    `plain and gzip apart); /healthz p99 ` +
     `is measured afterwards by a separate process asking every 10 ms while more scrapes run; peak RSS is the ` +
     `daemon's VmHWM; the event-loop lag is the ` +
     `daemon's own \`kata_monitor_nodejs_eventloop_lag_p99_seconds\`; host collection is the host collector's own ` +
