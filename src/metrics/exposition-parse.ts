@@ -247,11 +247,12 @@ const PLAN = 3;
  */
 export interface ParseTemplate {
   /**
-   * Per line of the body it was parsed from, its fixed part as a latin1 string (one character per byte, so
-   * string equality is byte equality; V8 compares flat one-byte strings natively, which beats any byte
-   * loop). The template keeps no reference to the body's bytes.
+   * The body it was parsed from as a latin1 string (one character per byte, so string equality is byte
+   * equality; V8 compares one-byte strings natively, which beats any byte loop). Fixed parts are compared
+   * as slices of it: one long-lived string per template instead of one per line for the GC to mark. The
+   * template keeps no reference to the body's bytes.
    */
-  keys: string[];
+  text: string;
   /**
    * Per line of that body, PLAN integers: where the line begins, where its fixed part ends (a sample: where
    * its value starts; any other line: after its newline), and for a sample where it starts after leading
@@ -302,7 +303,7 @@ export function reparse(t: ParseTemplate, body: Buffer): ParsedExposition | unde
  * optimized code on every call.
  */
 function matchTemplate(t: ParseTemplate, body: Buffer, table: SampleTable): boolean {
-  const keys = t.keys;
+  const old = t.text;
   const text = body.toString('latin1');
   const plan = t.plan;
   const tmeta = t.table;
@@ -319,7 +320,7 @@ function matchTemplate(t: ParseTemplate, body: Buffer, table: SampleTable): bool
       ok = false;
       break;
     }
-    if (text.slice(pos, pos + keyLen) !== keys[l]) ok = false;
+    if (text.slice(pos, pos + keyLen) !== old.slice(begin, begin + keyLen)) ok = false;
     const sampleStart = plan[at + 2]!;
     if (!ok || sampleStart < 0) {
       pos += keyLen;
@@ -402,12 +403,8 @@ export class ExpositionParser {
     // Copies: callers rename and rewrite the families they get; the template keeps them as parsed (and
     // without the body: a match points them into the new body).
     for (const [name, f] of this.families) families.set(name, withBytes(f, EMPTY, f.table));
-    const text = this.bytes.toString('latin1');
-    const keys: string[] = new Array<string>(this.planLines);
-    for (let l = 0; l < this.planLines; l++)
-      keys[l] = text.slice(this.plan[l * PLAN]!, this.plan[l * PLAN + 1]!);
     return {
-      keys,
+      text: this.bytes.toString('latin1'),
       plan: this.plan,
       lines: this.planLines,
       table: this.table,
