@@ -320,6 +320,8 @@ function matchTemplate(t: ParseTemplate, body: Buffer, table: SampleTable): bool
       ok = false;
       break;
     }
+    // Two short-lived slices per line (no copy for 13 characters and more) and a native compare: measured
+    // about twice as fast as a byte loop, scavenges included; the compare is the largest cost of a check.
     if (text.slice(pos, pos + keyLen) !== old.slice(begin, begin + keyLen)) ok = false;
     const sampleStart = plan[at + 2]!;
     if (!ok || sampleStart < 0) {

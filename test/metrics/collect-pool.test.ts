@@ -35,11 +35,16 @@ describe('Collector body reuse', () => {
   it('hands a body Buffer to a new collection only after every user of the old one let go', async () => {
     const ids = ['a1', 'b2', 'c3', 'd4', 'e5'];
     for (const id of ids) shims.push(await startFakeShim(root, id, { kind: 'body', body: bodyAt(id, 1) }));
+    const self = createSelfMetrics(BUILD, { defaultMetrics: false });
     const collector = new Collector({
       logger: silentLogger,
-      self: createSelfMetrics(BUILD, { defaultMetrics: false }),
+      self,
       config: { shimTimeoutMs: 2000, scrapeConcurrency: 8, shimMaxBytes: 1 << 20, scrapeUnsafeShims: false },
     });
+    const parses = async (): Promise<Record<string, number>> => {
+      const m = await self.shimBodyParsesTotal.get();
+      return Object.fromEntries(m.values.map(v => [String(v.labels.mode), v.value]));
+    };
     const sbs = shims.map(s => s.sb);
     const setVersion = (v: number): void => {
       for (const s of shims) s.behaviour = { kind: 'body', body: bodyAt(s.sb.id, v) };
@@ -50,6 +55,7 @@ describe('Collector body reuse', () => {
     const c0 = await collector.collectAll(sbs, 2000);
     expect(collector.spareBodyBytes).toBe(0);
     c0.release();
+    expect(await parses()).toEqual({ full: 5 });
     const spare0 = collector.spareBodyBytes;
     expect(spare0).toBeGreaterThan(0);
 
@@ -59,6 +65,7 @@ describe('Collector body reuse', () => {
     const p1b = collector.collectAll(sbs, 2000);
     const c1 = await p1;
     expect(await p1b).toBe(c1);
+    expect(await parses()).toEqual({ full: 5, checked: 5 }); // same series, other values: checked
     expect(collector.spareBodyBytes).toBeLessThan(spare0); // it took them
     const before = text(c1);
     expect(before).toContain('go_goroutines{sandbox_id="a1",cri_uid="",cri_name="",cri_namespace=""} 14\n');
