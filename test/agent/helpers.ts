@@ -64,3 +64,53 @@ export async function rawServer(
     },
   };
 }
+
+/** A blkio entry of a StatsContainerResponse. */
+export const statsEntry = (op: string, value: number) => ({ major: 254, minor: 0, op, value });
+
+/** A StatsContainerResponse (as protobufjs objects) with every message the collector reads. */
+export const STATS_RESPONSE = {
+  cgroup_stats: {
+    cpu_stats: {
+      cpu_usage: {
+        total_usage: 616309121789, // above 2^32: a Long on the wire side
+        percpu_usage: [131814561697, 484494560092],
+        usage_in_kernelmode: 116867166310,
+        usage_in_usermode: 499441955479,
+      },
+      throttling_data: { periods: 10, throttled_periods: 2, throttled_time: 5_000_000_000 },
+    },
+    memory_stats: {
+      cache: 94797824,
+      usage: { usage: 104521728, max_usage: 125423616, failcnt: 0, limit: 536870912 },
+      swap_usage: { usage: 1, max_usage: 2, failcnt: 3, limit: 4 },
+      use_hierarchy: true,
+      stats: { rss: 4096, cache: 8192 },
+    },
+    pids_stats: { current: 4, limit: 0 },
+    blkio_stats: {
+      io_service_bytes_recursive: [
+        statsEntry('Read', 5305277),
+        statsEntry('Write', 1506085),
+        statsEntry('Total', 6811362),
+      ],
+      io_serviced_recursive: [statsEntry('Read', 7)],
+      sectors_recursive: [statsEntry('', 9)],
+    },
+    hugetlb_stats: { '2MB': { usage: 2097152, max_usage: 4194304, failcnt: 1 } },
+  },
+  network_stats: [
+    {
+      name: 'eth0',
+      rx_bytes: 5877857,
+      rx_packets: 7535,
+      rx_errors: 0,
+      rx_dropped: 1,
+      tx_bytes: 3382025,
+      tx_packets: 5544,
+      tx_errors: 0,
+      tx_dropped: 0,
+    },
+    { name: 'eth1', rx_bytes: 2 ** 40 },
+  ],
+};

@@ -8,6 +8,7 @@ import * as protobuf from 'protobufjs';
 import { agentCodec, loadAgentSchema } from '../../src/agent/messages';
 import { decodeLeanContainerStats, type LeanContainerStats } from '../../src/agent/stats-decode';
 import { isKataMonitorError } from '../../src/errors';
+import { STATS_RESPONSE, statsEntry } from './helpers';
 
 type Obj = Record<string, unknown>;
 
@@ -44,53 +45,24 @@ function expectSame(bytes: Uint8Array): LeanContainerStats {
 }
 
 const encode = (value: object): Buffer => agentCodec().encode('grpc.StatsContainerResponse', value);
-const entry = (op: string, value: number) => ({ major: 254, minor: 0, op, value });
-
+/** The shared full response, with more of what the lean decoder must skip. */
 const FULL = {
+  ...STATS_RESPONSE,
   cgroup_stats: {
-    cpu_stats: {
-      cpu_usage: {
-        total_usage: 616309121789,
-        percpu_usage: [131814561697, 484494560092],
-        usage_in_kernelmode: 116867166310,
-        usage_in_usermode: 499441955479,
-      },
-      throttling_data: { periods: 10, throttled_periods: 2, throttled_time: 5_000_000_000 },
-    },
+    ...STATS_RESPONSE.cgroup_stats,
     memory_stats: {
-      cache: 94797824,
-      usage: { usage: 104521728, max_usage: 125423616, failcnt: 3, limit: 536870912 },
-      swap_usage: { usage: 1, max_usage: 2, failcnt: 3, limit: 4 },
+      ...STATS_RESPONSE.cgroup_stats.memory_stats,
+      usage: { ...STATS_RESPONSE.cgroup_stats.memory_stats.usage, failcnt: 3 },
       kernel_usage: { usage: 5, max_usage: 6, failcnt: 7, limit: 8 },
-      use_hierarchy: true,
-      stats: { rss: 4096, cache: 8192, total_inactive_file: 12345 },
+      stats: { ...STATS_RESPONSE.cgroup_stats.memory_stats.stats, total_inactive_file: 12345 },
     },
     pids_stats: { current: 4, limit: 100 },
-    blkio_stats: {
-      io_service_bytes_recursive: [entry('Read', 5305277), entry('Write', 1506085), entry('Total', 6811362)],
-      io_serviced_recursive: [entry('Read', 7)],
-      io_queued_recursive: [entry('Read', 1)],
-      sectors_recursive: [entry('', 9)],
-    },
+    blkio_stats: { ...STATS_RESPONSE.cgroup_stats.blkio_stats, io_queued_recursive: [statsEntry('Read', 1)] },
     hugetlb_stats: {
-      '2MB': { usage: 2097152, max_usage: 4194304, failcnt: 1 },
+      ...STATS_RESPONSE.cgroup_stats.hugetlb_stats,
       '1GB': { usage: 0, max_usage: 0, failcnt: 0 },
     },
   },
-  network_stats: [
-    {
-      name: 'eth0',
-      rx_bytes: 5877857,
-      rx_packets: 7535,
-      rx_errors: 0,
-      rx_dropped: 1,
-      tx_bytes: 3382025,
-      tx_packets: 5544,
-      tx_errors: 0,
-      tx_dropped: 0,
-    },
-    { name: 'eth1', rx_bytes: 2 ** 40 },
-  ],
 };
 
 describe('decodeLeanContainerStats', () => {
@@ -109,7 +81,7 @@ describe('decodeLeanContainerStats', () => {
     ['network only', { network_stats: [{ name: 'lo' }, {}, { tx_bytes: 3 }] }],
     [
       'blkio other lists only',
-      { cgroup_stats: { blkio_stats: { io_merged_recursive: [entry('Read', 1)] } } },
+      { cgroup_stats: { blkio_stats: { io_merged_recursive: [statsEntry('Read', 1)] } } },
     ],
   ])('matches protobufjs for %s', (_name, value) => {
     expectSame(encode(value));
@@ -232,7 +204,7 @@ describe('decodeLeanContainerStats', () => {
       cgroup_stats: {
         cpu_stats: { cpu_usage: { total_usage: 1 } },
         pids_stats: { current: 5 },
-        blkio_stats: { io_service_bytes_recursive: [entry('Read', 1)] },
+        blkio_stats: { io_service_bytes_recursive: [statsEntry('Read', 1)] },
       },
       network_stats: [{ name: 'a', rx_bytes: 1 }],
     });
@@ -315,8 +287,8 @@ describe('decodeLeanContainerStats', () => {
           })),
           pids_stats: maybe(() => ({ current: big(), limit: big() })),
           blkio_stats: maybe(() => ({
-            io_service_bytes_recursive: Array.from({ length: rnd(5) }, () => entry(ops[rnd(7)]!, big())),
-            io_serviced_recursive: Array.from({ length: rnd(3) }, () => entry(ops[rnd(7)]!, big())),
+            io_service_bytes_recursive: Array.from({ length: rnd(5) }, () => statsEntry(ops[rnd(7)]!, big())),
+            io_serviced_recursive: Array.from({ length: rnd(3) }, () => statsEntry(ops[rnd(7)]!, big())),
           })),
           hugetlb_stats: Object.fromEntries(
             Array.from({ length: rnd(3) }, (_, k) => [`h${k}`, { usage: big() }]),
