@@ -11,7 +11,8 @@
 import type { BodyStore } from '../shim/http-response';
 
 /** Sizes handed out are multiples of this (a body that grows a little still fits its old Buffer). */
-const GRANULE = 16 * 1024;
+export const BODY_GRANULE = 16 * 1024;
+const GRANULE = BODY_GRANULE;
 
 /** A lent body: released once, its Buffer goes back to the pool (later releases do nothing). */
 export class BodyLease {

@@ -18,7 +18,7 @@ import {
   type ParseTemplate,
   type ParsedExposition,
 } from './exposition-parse';
-import { BodyPool, type BodyLease } from './body-pool';
+import { BODY_GRANULE, BodyPool, type BodyLease } from './body-pool';
 import { mergeParts, type MergePart, type MergedFamily } from './merge';
 import { dropFamilies, renameRuntimeFamilies, resolveLabelCollisions, sandboxLabelText } from './relabel';
 import type { SelfMetrics } from './self-metrics';
@@ -263,10 +263,12 @@ export class Collector {
       if (this.running?.promise === promise) this.running = undefined;
     });
     this.running = { promise, ids: new Set(sorted.map(s => s.id)), users };
-    // Keep as many spare Buffers as two bodies per sandbox take (the pool then stops allocating).
+    // Keep as many spare Buffers as one body per sandbox takes, rounded up to the pool's granules: the next
+    // collection then allocates nothing. A second collection while a slow response still holds this one
+    // allocates, and what it gets back beyond the limit is left to the GC.
     let bytes = 0;
-    for (const n of this.lastSize.values()) bytes += n;
-    this.pool.setMaxSpareBytes(Math.max(bytes * 2, 1 << 20));
+    for (const n of this.lastSize.values()) bytes += n + BODY_GRANULE;
+    this.pool.setMaxSpareBytes(Math.max(bytes, 1 << 20));
     return promise;
   }
 
