@@ -15,12 +15,12 @@ import { getErrorMessage, isKataMonitorError } from '../errors';
 import type { Logger } from '../log';
 import type { CollectContext, ExpositionChunk, ExtraSource, ShimOutcome } from '../metrics/source';
 import {
-  escapeHelp,
+  concatFamilies,
   escapeLabelValue,
-  formatValue,
+  FamilyBytes,
+  familyHeader,
   renderLabels,
   type LabelPairs,
-  type MetricType,
 } from '../metrics/text-builder';
 import { SHIM_SOCKET_NAME, shimRequest } from '../shim/shim-client';
 import { sandboxLabels, type SandboxInfo } from '../types';
@@ -224,37 +224,18 @@ function ifaceLabels(c: ContainerLabelText, name: string): string {
 }
 
 /**
- * One family's text: its header and its sample lines, in the order added. Lines are kept as flat pieces (name,
- * cached label set, value) joined once at the end: one copy, instead of a tree of concatenations to flatten.
- */
-class FamilyText {
-  private readonly parts: string[] = [];
-  constructor(readonly header: string) {}
-  line(name: string, labels: string, value: number): void {
-    this.parts.push(name, labels, ' ', formatValue(value), '\n');
-  }
-  toString(): string {
-    return this.parts.length === 0 ? '' : this.header + this.parts.join('');
-  }
-}
-
-function familyHeader(name: string, type: MetricType, help: string): string {
-  return `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`;
-}
-
-/**
  * The kata_monitor_guest_container_* families of one collection, byte for byte what TextBuilder writes (families
  * in a fixed order, the samples of a family together in the order containers are added), from label sets
  * rendered beforehand (pure).
  */
 export class ContainerStatsText {
-  private readonly cpu = new FamilyText(CONTAINER_HEADERS.cpu);
-  private readonly memUsage = new FamilyText(CONTAINER_HEADERS.memUsage);
-  private readonly memLimit = new FamilyText(CONTAINER_HEADERS.memLimit);
-  private readonly pids = new FamilyText(CONTAINER_HEADERS.pids);
-  private readonly blkio = new FamilyText(CONTAINER_HEADERS.blkio);
-  private readonly rx = new FamilyText(CONTAINER_HEADERS.rx);
-  private readonly tx = new FamilyText(CONTAINER_HEADERS.tx);
+  private readonly cpu = new FamilyBytes(CONTAINER_HEADERS.cpu);
+  private readonly memUsage = new FamilyBytes(CONTAINER_HEADERS.memUsage);
+  private readonly memLimit = new FamilyBytes(CONTAINER_HEADERS.memLimit);
+  private readonly pids = new FamilyBytes(CONTAINER_HEADERS.pids);
+  private readonly blkio = new FamilyBytes(CONTAINER_HEADERS.blkio);
+  private readonly rx = new FamilyBytes(CONTAINER_HEADERS.rx);
+  private readonly tx = new FamilyBytes(CONTAINER_HEADERS.tx);
 
   /** Samples of one container's stats. */
   add(c: ContainerLabelText, stats: LeanContainerStats): void {
@@ -286,16 +267,13 @@ export class ContainerStatsText {
     }
   }
 
+  /** The families, in their fixed order, as one text. */
+  families(): FamilyBytes[] {
+    return [this.cpu, this.memUsage, this.memLimit, this.pids, this.blkio, this.rx, this.tx];
+  }
+
   toString(): string {
-    return (
-      this.cpu.toString() +
-      this.memUsage.toString() +
-      this.memLimit.toString() +
-      this.pids.toString() +
-      this.blkio.toString() +
-      this.rx.toString() +
-      this.tx.toString()
-    );
+    return concatFamilies(this.families()).toString('utf8');
   }
 }
 
@@ -648,9 +626,9 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
       // Label sets rendered once per sandbox / container and reused while their values are unchanged.
       labelText.retain(present);
       labelText.nextGeneration();
-      const up = new FamilyText(AGENT_HEADERS.up);
-      const info = new FamilyText(AGENT_HEADERS.info);
-      const errors = new FamilyText(AGENT_HEADERS.errors);
+      const up = new FamilyBytes(AGENT_HEADERS.up);
+      const info = new FamilyBytes(AGENT_HEADERS.info);
+      const errors = new FamilyBytes(AGENT_HEADERS.errors);
       const stats = new ContainerStatsText();
       ctx.sandboxes.forEach((sb, i) => {
         const r = results[i]!;
@@ -676,8 +654,8 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
       labelText.pruneContainers();
       const chunks: ExpositionChunk[] = [];
       for (const r of results) if (r.chunk) chunks.push(r.chunk);
-      const text = up.toString() + info.toString() + errors.toString() + stats.toString();
-      if (text !== '') chunks.push({ text });
+      const text = concatFamilies([up, info, errors, ...stats.families()]);
+      if (text.length > 0) chunks.push({ text });
       return chunks;
     },
     async close(): Promise<void> {

@@ -8,8 +8,9 @@ import { promises as fsp } from 'node:fs';
 import type { Logger } from '../log';
 import type { CollectContext, ExpositionChunk, ExtraSource } from '../metrics/source';
 import {
-  escapeHelp,
-  formatValue,
+  concatFamilies,
+  FamilyBytes,
+  familyHeader,
   renderLabels,
   type LabelPairs,
   type MetricType,
@@ -125,31 +126,26 @@ export const F = {
  * sandbox and component instead of once per sample.
  */
 class LineBuilder {
-  private readonly families = new Map<string, { header: string; lines: string[] }>();
+  private readonly families = new Map<string, FamilyBytes>();
 
   family(name: string, type: MetricType, help: string): void {
-    if (!this.families.has(name))
-      this.families.set(name, {
-        header: `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`,
-        lines: [],
-      });
+    if (!this.families.has(name)) this.families.set(name, new FamilyBytes(familyHeader(name, type, help)));
   }
 
   /** `labels` is the rendered label set (`{...}` or empty). */
   line(family: string, labels: string, value: number): void {
     const f = this.families.get(family);
     if (!f) throw new Error(`LineBuilder: family ${family} not declared`);
-    f.lines.push(family + labels + ' ' + formatValue(value) + '\n');
+    f.line(family, labels, value);
   }
 
   sample(family: string, labels: LabelPairs, value: number): void {
     this.line(family, renderLabels(labels), value);
   }
 
-  toString(): string {
-    let out = '';
-    for (const f of this.families.values()) if (f.lines.length > 0) out += f.header + f.lines.join('');
-    return out;
+  /** The text (families in declaration order, those without samples left out). */
+  toBuffer(): Buffer {
+    return concatFamilies([...this.families.values()]);
   }
 }
 
@@ -606,7 +602,7 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
     const seconds = (now() - started) / 1000;
     b.sample(F.duration, [], seconds);
     logger.debug('host collection done', { sandboxes: live.length, duration_ms: Math.round(seconds * 1000) });
-    return [{ text: b.toString() }];
+    return [{ text: b.toBuffer() }];
   }
 
   return {

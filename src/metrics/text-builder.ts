@@ -80,3 +80,62 @@ export class TextBuilder {
     return out;
   }
 }
+
+/**
+ * One family's text as UTF-8 bytes: its header, then sample lines appended as they come. For producers of
+ * thousands of lines per collection (the agent and host collectors): each line is encoded at once into a
+ * Buffer that grows by doubling, so no per-line string outlives the call, and the finished text is external
+ * memory rather than a large string allocated straight into V8's old generation.
+ */
+export class FamilyBytes {
+  private buf: Buffer = EMPTY;
+  private len = 0;
+  constructor(readonly header: string) {}
+
+  /** Append `name` + `labels` (a rendered label set, or '') + ` value` + newline. */
+  line(name: string, labels: string, value: number): void {
+    this.append(name + labels + ' ' + formatValue(value) + '\n');
+  }
+
+  private append(s: string): void {
+    if (this.len === 0) this.put(this.header);
+    this.put(s);
+  }
+
+  private put(s: string): void {
+    const max = s.length * 3; // UTF-8 bytes at most per UTF-16 unit
+    if (this.len + max > this.buf.length) {
+      const next = Buffer.allocUnsafeSlow(Math.max(1024, 2 * this.buf.length, this.len + max));
+      this.buf.copy(next, 0, 0, this.len);
+      this.buf = next;
+    }
+    this.len += this.buf.write(s, this.len, 'utf8');
+  }
+
+  /** Bytes written so far (0 while the family has no sample: the header comes with the first line). */
+  get length(): number {
+    return this.len;
+  }
+
+  /** The header and lines, or an empty Buffer when no line was added (a view: valid until the next line). */
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.len);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** The families' bytes one after the other, in the order given (families without lines are left out). */
+export function concatFamilies(families: readonly FamilyBytes[]): Buffer {
+  let total = 0;
+  for (const f of families) total += f.length;
+  const out = Buffer.allocUnsafeSlow(total);
+  let at = 0;
+  for (const f of families) at += f.bytes().copy(out, at);
+  return out;
+}
+
+/** `# HELP` and `# TYPE` lines of a family. */
+export function familyHeader(name: string, type: MetricType, help: string): string {
+  return `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`;
+}
