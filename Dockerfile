@@ -57,5 +57,5 @@ EXPOSE 8090
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8090/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-# bin/kata-monitor calls dist/main.js's run(argv); flags go in the DaemonSet's `args`.
+# bin/kata-monitor calls dist/cli.js's run(argv); flags go in the DaemonSet's `args`.
 ENTRYPOINT ["node", "/app/bin/kata-monitor"]

@@ -53,6 +53,8 @@ export interface Config {
   readonly collectHost: boolean;
   /** Serve the /debug/* proxy to the shims (upstream always does; off hides it from scanners and users). */
   readonly enableDebug: boolean;
+  /** Run the process with the small-heap V8 profile (heap-tuning.ts); only `run()` applies it. */
+  readonly smallHeap: boolean;
   readonly procfsPath: string;
   readonly sysfsPath: string;
   readonly runPath: string;
@@ -127,6 +129,12 @@ export const FLAGS: readonly FlagSpec[] = [
     kind: 'bool',
     def: 'true',
     help: 'serve /debug/vars and /debug/pprof/* from the shims (false: 404, not listed)',
+  },
+  {
+    name: 'small-heap',
+    kind: 'bool',
+    def: 'true',
+    help: 'keep the V8 heap small: about half the memory for a little more CPU (docs/performance.md)',
   },
   { name: 'path.procfs', kind: 'string', def: '/proc', help: 'procfs mount point' },
   { name: 'path.sysfs', kind: 'string', def: '/sys', help: 'sysfs mount point' },
@@ -385,6 +393,7 @@ export function parseArgs(
     collectContainerStats: parseBool(get('collect-container-stats'), 'collect-container-stats'),
     collectHost: parseBool(get('collect-host'), 'collect-host'),
     enableDebug: parseBool(get('web.enable-debug'), 'web.enable-debug'),
+    smallHeap: parseBool(get('small-heap'), 'small-heap'),
     procfsPath: absolute('path.procfs'),
     sysfsPath: absolute('path.sysfs'),
     runPath: absolute('path.run'),
@@ -408,6 +417,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
     collect_container_stats: c.collectContainerStats,
     collect_host: c.collectHost,
     web_enable_debug: c.enableDebug,
+    small_heap: c.smallHeap,
     path_procfs: c.procfsPath,
     path_sysfs: c.sysfsPath,
     path_run: c.runPath,

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type express from 'express';
-import { ConfigError, describeConfig, parseArgs, usageText, type Config } from './config';
+import { describeConfig, type Config } from './config';
 import { resolveCriEndpoint, type ResolvedEndpoint } from './cri/cri-endpoint';
 import { CriClient } from './cri/cri-client';
 import { MetadataSync } from './cri/metadata-sync';
@@ -20,7 +20,7 @@ import type { SandboxInfo } from './types';
 import { Lifecycle } from './lifecycle';
 import { createLogger, type Logger } from './log';
 import { createSelfMetrics, type SelfMetrics } from './metrics/self-metrics';
-import { buildInfo, versionText } from './version';
+import { buildInfo } from './version';
 import { createAgentCollector } from './agent/agent-collector';
 import { createHostCollector } from './host/host-collector';
 
@@ -276,48 +276,4 @@ export async function startDaemon(config: Config, overrides: DaemonOverrides = {
     config,
     stop: () => lifecycle.stopAll(),
   };
-}
-
-/** `bin/kata-monitor`: parse, run, exit 2 on bad flags, 0 after a signal-triggered drain. */
-export function run(argv: string[]): void {
-  let config: Config;
-  try {
-    config = parseArgs(argv, process.env);
-  } catch (err) {
-    const msg = err instanceof ConfigError ? err.message : getErrorMessage(err);
-    process.stderr.write(`kata-monitor: ${msg}\n\n${usageText()}`);
-    process.exit(2);
-  }
-  if (config.action === 'help') {
-    process.stdout.write(usageText());
-    process.exit(0);
-  }
-  if (config.action === 'version') {
-    process.stdout.write(versionText());
-    process.exit(0);
-  }
-  const logger = createLogger({ level: config.logLevel });
-  startDaemon(config, { logger }).then(
-    daemon => {
-      let signalled = false;
-      const onSignal = (signal: NodeJS.Signals): void => {
-        if (signalled) {
-          logger.warn('second signal: exiting without draining', { signal });
-          process.exit(1);
-        }
-        signalled = true;
-        logger.info('shutting down', { signal });
-        void daemon.stop().then(() => {
-          logger.info('stopped');
-          process.exit(0);
-        });
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-    },
-    err => {
-      logger.fatal('cannot start', { err: getErrorMessage(err), code: (err as { code?: unknown }).code });
-      process.exit(1);
-    },
-  );
 }

@@ -1,5 +1,5 @@
 /**
- * The real binary (`bin/kata-monitor` → dist/main.js; `npm test` builds dist first).
+ * The real binary (`bin/kata-monitor` → dist/cli.js; `npm test` builds dist first).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -106,6 +106,46 @@ describe('kata-monitor binary', () => {
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
       expect(fs.existsSync(goRoot)).toBe(true);
+    });
+
+    /** Start the binary with `args` and `env`, wait until it listens, stop it; its log records. */
+    async function startAndStop(nodeArgs: string[], args: string[]): Promise<Record<string, unknown>[]> {
+      dir = tmpDir('km-cli-');
+      child = spawn(
+        process.execPath,
+        [...nodeArgs, BIN, '-listen-address', '127.0.0.1:0', `--sandbox-roots=${dir}/vc/sbs`, ...args],
+        { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+      const exited = new Promise<number | null>(resolve => child?.once('exit', code => resolve(code)));
+      const records = (): Record<string, unknown>[] =>
+        stderr
+          .split('\n')
+          .filter(Boolean)
+          .map(l => JSON.parse(l) as Record<string, unknown>);
+      await waitFor(() => records().find(r => r.msg === 'listening'), 15_000, 50, 'listening');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      return records();
+    }
+
+    it('sets the small-heap V8 flags at startup, leaving those given to node to the operator', async () => {
+      const records = await startAndStop(['--heap-growing-percent=80'], ['--log-level=debug']);
+      expect(records.find(r => r.msg === 'V8 heap flags set')?.flags).toEqual([
+        '--semi-space-growth-factor=1',
+      ]);
+      expect((records.find(r => r.announce === true)?.config as Record<string, unknown>).small_heap).toBe(
+        true,
+      );
+    });
+
+    it('--small-heap=false leaves the V8 defaults alone', async () => {
+      const records = await startAndStop([], ['--log-level=debug', '--small-heap=false']);
+      expect(records.some(r => r.msg === 'V8 heap flags set')).toBe(false);
+      expect((records.find(r => r.announce === true)?.config as Record<string, unknown>).small_heap).toBe(
+        false,
+      );
     });
   });
 });

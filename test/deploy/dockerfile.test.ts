@@ -181,9 +181,9 @@ describe('Dockerfile', () => {
     const argv = JSON.parse((entry[0] as Instruction).args) as string[];
     expect(argv).toEqual(['node', '/app/bin/kata-monitor']);
     expect(rt.find(i => i.op === 'WORKDIR')?.args).toBe('/app');
-    // bin/kata-monitor exists and loads dist/main.js (which the build emits from src/main.ts).
+    // bin/kata-monitor exists and loads dist/cli.js (which the build emits from src/cli.ts).
     expect(fs.readFileSync(path.join(REPO, 'bin', 'kata-monitor'), 'utf8')).toContain(
-      "require('../dist/main.js')",
+      "require('../dist/cli.js')",
     );
   });
 

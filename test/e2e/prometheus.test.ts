@@ -197,7 +197,7 @@ beforeAll(async () => {
       "prometheus not found on PATH or in /usr/bin: install Debian's `prometheus` package (.ci/run does)",
     );
   }
-  for (const f of ['dist/main.js', 'dist/sim/cli.js']) {
+  for (const f of ['dist/cli.js', 'dist/main.js', 'dist/sim/cli.js']) {
     if (!fs.existsSync(path.join(REPO, f)))
       throw new Error(`${f} missing: run \`npm run build\` first (npm test does)`);
   }
