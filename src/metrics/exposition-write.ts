@@ -63,12 +63,26 @@ function spliceBytes(labels: string): SpliceBytes {
 
 /**
  * Copy source[start,end) to target at `at`; returns the index after it. Short ranges (most line pieces) are
- * copied by a plain loop: cheaper than a native copy's per-call view allocation.
+ * copied by a plain loop; longer ones four bytes at a time through DataViews of the two Buffers' whole
+ * ArrayBuffers (`sv`, `tv`; indexes offset by byteOffset). Nothing is allocated: a native copy of part of a
+ * Buffer makes a view object per call on Node 20, half of a scrape's garbage.
  */
-function copyRange(source: Buffer, start: number, end: number, target: Buffer, at: number): number {
+function copyRange(
+  source: Buffer,
+  start: number,
+  end: number,
+  target: Buffer,
+  at: number,
+  sv: DataView,
+  tv: DataView,
+): number {
   const n = end - start;
   if (n > 64) {
-    target.set(source.subarray(start, end), at);
+    const s0 = source.byteOffset + start;
+    const t0 = target.byteOffset + at;
+    let k = 0;
+    for (; k + 4 <= n; k += 4) tv.setInt32(t0 + k, sv.getInt32(s0 + k));
+    for (; k < n; k++) target[at + k] = source[start + k]!;
     return at + n;
   }
   for (let k = 0; k < n; k++) target[at + k] = source[start + k]!;
@@ -105,9 +119,11 @@ function fillRows(
   long: (b: Buffer) => void,
 ): number {
   const { bytes, table, segs } = family;
+  const sv = new DataView(bytes.buffer);
   const { bare, withComma, asSet } = sp;
   const plen = prefix.length;
   const chunk = out.chunk;
+  const chunkView = new DataView(chunk.buffer);
   const size = chunk.length;
   let pos = out.pos;
   let status = ROWS_DONE;
@@ -123,6 +139,7 @@ function fillRows(
       const splice = (m & FLAG_BRACES) === 0 ? asSet : (m & FLAG_NEED_COMMA) !== 0 ? withComma : bare;
       const need = plen + (end - start) + splice.length + 1;
       let target = chunk;
+      let tv = chunkView;
       let at = pos;
       if (pos + need > size) {
         if (pos > 0) {
@@ -130,18 +147,19 @@ function fillRows(
           break;
         }
         target = Buffer.allocUnsafe(need); // longer than a whole chunk
+        tv = new DataView(target.buffer);
         at = 0;
       }
       if (plen > 0) {
         target.set(prefix, at);
         at += plen;
       }
-      at = copyRange(bytes, start, split, target, at);
+      at = copyRange(bytes, start, split, target, at, sv, tv);
       if (splice.length > 0) {
         target.set(splice, at);
         at += splice.length;
       }
-      at = copyRange(bytes, split, end, target, at);
+      at = copyRange(bytes, split, end, target, at, sv, tv);
       target[at++] = 10;
       if (target === chunk) pos = at;
       else long(target);
