@@ -444,29 +444,40 @@ export class Collector {
         err instanceof ParseError ? `shim body does not parse: ${err.message}` : getErrorMessage(err);
       return { sb, outcome: failure('parse', msg, Date.now() - t0) };
     }
-    renameRuntimeFamilies(exposition);
+    const families = exposition.names ?? new Set(exposition.families.keys()); // collisions keep names
     resolveLabelCollisions(exposition);
     return {
       sb,
       exposition,
       ...(lease ? { lease } : {}),
-      outcome: { ok: true, durationMs: Date.now() - t0, families: new Set(exposition.families.keys()) },
+      outcome: { ok: true, durationMs: Date.now() - t0, families },
     };
   }
 
-  /** Parse a shim body: against the sandbox's template when it matches, else in full (a new template). */
+  /**
+   * Parse a shim body, its runtime families renamed: against the sandbox's template when it matches (the
+   * template is kept renamed), else in full (a new template).
+   */
   private async parseShimBody(id: string, body: Buffer): Promise<ParsedExposition> {
-    return this.parseKnown(this.templates, id, body, mode =>
-      this.deps.self.shimBodyParsesTotal.inc({ mode }),
+    return this.parseKnown(
+      this.templates,
+      id,
+      body,
+      mode => this.deps.self.shimBodyParsesTotal.inc({ mode }),
+      renameRuntimeFamilies,
     );
   }
 
-  /** Parse `body` against the template kept under `key` when it matches, else in full (a new template). */
+  /**
+   * Parse `body` against the template kept under `key` when it matches, else in full (a new template). `shape`
+   * renames or drops families of a full parse before its template is made; checked bodies come out shaped.
+   */
   private async parseKnown(
     kept: Map<string, KeptTemplate>,
     key: string,
     body: Buffer,
     count?: (mode: 'full' | 'checked') => void,
+    shape?: (exp: ParsedExposition) => void,
   ): Promise<ParsedExposition> {
     const old = kept.get(key);
     if (old) {
@@ -479,8 +490,10 @@ export class Collector {
     count?.('full');
     const p = new ExpositionParser(body);
     while (!p.parseSome(PARSE_SLICE_LINES)) await nextTick();
-    kept.set(key, { template: p.template() });
-    return p.result();
+    const exp = p.result();
+    shape?.(exp);
+    kept.set(key, { template: p.template(exp) });
+    return exp;
   }
 
   private dropTemplate(id: string): void {

@@ -85,6 +85,11 @@ export interface ParsedExposition {
   /** Families by name, in first-appearance order. Families without samples are kept (writers skip them). */
   families: Map<string, ParsedFamily>;
   sampleCount: number;
+  /**
+   * The family names when the exposition came from a template check: one Set shared by every body checked
+   * against that template (never changed). Undefined after a full parse.
+   */
+  names?: ReadonlySet<string>;
 }
 
 export class ParseError extends Error {
@@ -263,8 +268,14 @@ export interface ParseTemplate {
   /** The sample table of the body (its metas are valid for any body that matches the template). */
   table: SampleTable;
   rows: number;
-  /** The families as parsed (never renamed or rewritten). */
+  /**
+   * The families as parsed, or as shaped by the caller before the template was made (e.g. renamed, see
+   * ExpositionParser.template); never rewritten.
+   */
   families: ReadonlyMap<string, ParsedFamily>;
+  /** Their names, and their samples. */
+  names: ReadonlySet<string>;
+  sampleCount: number;
 }
 
 /** `b` copied into a Buffer of its own (not a slice of a shared pool slab). */
@@ -301,7 +312,7 @@ export function reparse(t: ParseTemplate, body: Buffer): ParsedExposition | unde
   if (!matchTemplate(t, body, table)) return undefined;
   const families = new Map<string, ParsedFamily>();
   for (const [name, f] of t.families) families.set(name, withBytes(f, body, table));
-  return { families, sampleCount: t.rows };
+  return { families, sampleCount: t.sampleCount, names: t.names };
 }
 
 /**
@@ -405,14 +416,17 @@ export class ExpositionParser {
 
   /**
    * What a later body with the same series can be checked against instead of being parsed (see reparse).
-   * Only once the whole body parsed.
+   * Only once the whole body parsed. `shaped` is the result() after the caller renamed (or dropped) families
+   * in it, which later checks then give as is; never after the caller rewrote lines (relabel.ts collisions).
    */
-  template(): ParseTemplate {
+  template(shaped: ParsedExposition = this.result()): ParseTemplate {
     const families = new Map<string, ParsedFamily>();
-    // Copies: callers rename and rewrite the families they get; the template keeps them as parsed (and
-    // without the body: a match points them into the new body).
-    for (const [name, f] of this.families) families.set(name, withBytes(f, EMPTY, f.table));
+    // Copies: callers rewrite the families they get; the template keeps them as they are now (and without
+    // the body: a match points them into the new body).
+    for (const [name, f] of shaped.families) families.set(name, withBytes(f, EMPTY, f.table));
     return {
+      names: new Set(families.keys()),
+      sampleCount: shaped.sampleCount,
       bytes: copyOf(this.bytes),
       plan: this.plan,
       lines: this.planLines,

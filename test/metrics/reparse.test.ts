@@ -8,6 +8,7 @@ import {
   type ParseTemplate,
   type ParsedExposition,
 } from '../../src/metrics/exposition-parse';
+import { renameRuntimeFamilies } from '../../src/metrics/relabel';
 import { goShimBody } from '../../src/sim/metrics-go';
 import { rsShimBody } from '../../src/sim/metrics-rs';
 import { drawSandbox } from '../../src/sim/plan';
@@ -28,6 +29,7 @@ function view(e: ParsedExposition): unknown {
       help: f.help,
       typed: f.typed,
       collisions: f.collisions,
+      linePrefix: f.linePrefix,
       count: f.count,
       lines: sampleLines(f),
       metas: sampleMetas(f),
@@ -130,5 +132,28 @@ describe('reparse (checking a body against the previous one of the same producer
     }
     expect(checked).toBeGreaterThanOrEqual(12);
     expect(declined).toBeGreaterThan(0);
+  });
+
+  it('a template made after renaming gives checked bodies renamed, with the drops and sample count of the rename', () => {
+    // go_goroutines is renamed; go_threads is dropped because the body declares kata_shim_go_threads itself.
+    const body = (v: number): string =>
+      `# TYPE go_goroutines gauge\ngo_goroutines ${v}\n# TYPE go_threads gauge\ngo_threads 9\n` +
+      `# TYPE kata_shim_go_threads gauge\nkata_shim_go_threads 8\n# TYPE up gauge\nup 1\n`;
+    const p = new ExpositionParser(Buffer.from(body(1)));
+    p.parseSome(Number.POSITIVE_INFINITY);
+    const first = p.result();
+    renameRuntimeFamilies(first);
+    const t = p.template(first);
+    const checked = reparse(t, Buffer.from(body(2)))!;
+    const full = parseExposition(body(2));
+    renameRuntimeFamilies(full);
+    expect(view(checked)).toEqual(view(full));
+    expect([...checked.families.keys()]).toEqual(['kata_shim_go_goroutines', 'kata_shim_go_threads', 'up']);
+    expect(checked.sampleCount).toBe(3);
+    expect(checked.names).toBe(t.names);
+    expect([...t.names]).toEqual([...checked.families.keys()]);
+    // Renaming a checked body again changes nothing.
+    renameRuntimeFamilies(checked);
+    expect(view(checked)).toEqual(view(full));
   });
 });
