@@ -18,8 +18,8 @@ import * as v8 from 'node:v8';
 export const SMALL_HEAP_FLAGS: readonly string[] = [
   // Keep the young generation at its initial 1 MB semi-spaces (V8 doubles them while objects survive).
   '--semi-space-growth-factor=1',
-  // Start a full GC once the old generation grew 30 % over what the last one left live (instead of up to 4×).
-  '--heap-growing-percent=30',
+  // Start a full GC once the old generation grew 60 % over what the last one left live (instead of up to 4×).
+  '--heap-growing-percent=60',
 ];
 
 /** The flag's name (`--heap-growing-percent`) of `--name=value`. */

@@ -6,7 +6,7 @@ describe('small-heap V8 flags', () => {
     expect(flagsToApply(SMALL_HEAP_FLAGS, ['--inspect', '-e', 'heap-growing-percent'])).toEqual([
       ...SMALL_HEAP_FLAGS,
     ]);
-    expect(SMALL_HEAP_FLAGS).toEqual(['--semi-space-growth-factor=1', '--heap-growing-percent=30']);
+    expect(SMALL_HEAP_FLAGS).toEqual(['--semi-space-growth-factor=1', '--heap-growing-percent=60']);
   });
 
   it('leaves a flag the operator gave node to them (either spelling)', () => {
