@@ -15,6 +15,7 @@ import type { Writable } from 'node:stream';
 const ROW = 3;
 const FLAG_BRACES = 1;
 const FLAG_NEED_COMMA = 2;
+import { viewOf } from './byte-ops';
 import type { ParsedFamily } from './exposition-parse';
 import type { MergedFamily } from './merge';
 
@@ -119,11 +120,11 @@ function fillRows(
   long: (b: Buffer) => void,
 ): number {
   const { bytes, table, segs } = family;
-  const sv = new DataView(bytes.buffer);
+  const sv = viewOf(bytes);
   const { bare, withComma, asSet } = sp;
   const plen = prefix.length;
   const chunk = out.chunk;
-  const chunkView = new DataView(chunk.buffer);
+  const chunkView = viewOf(chunk);
   const size = chunk.length;
   let pos = out.pos;
   let status = ROWS_DONE;
@@ -147,7 +148,7 @@ function fillRows(
           break;
         }
         target = Buffer.allocUnsafe(need); // longer than a whole chunk
-        tv = new DataView(target.buffer);
+        tv = viewOf(target);
         at = 0;
       }
       if (plen > 0) {

@@ -92,14 +92,17 @@ export class FamilyBytes {
   private len = 0;
   constructor(readonly header: string) {}
 
-  /** Append `name` + `labels` (a rendered label set, or '') + ` value` + newline. */
+  /**
+   * Append `name` + `labels` (a rendered label set, or '') + ` value` + newline. The pieces are written one
+   * by one: concatenating them first would make a string per line to flatten and drop.
+   */
   line(name: string, labels: string, value: number): void {
-    this.append(name + labels + ' ' + formatValue(value) + '\n');
-  }
-
-  private append(s: string): void {
     if (this.len === 0) this.put(this.header);
-    this.put(s);
+    this.put(name);
+    if (labels.length > 0) this.put(labels);
+    this.put(' ');
+    this.put(formatValue(value));
+    this.put('\n');
   }
 
   private put(s: string): void {
