@@ -46,7 +46,7 @@ export class BodyPool implements BodyStore {
   /** @param maxSpareBytes free Buffers kept at most (the rest are left to the GC) */
   constructor(private maxSpareBytes: number) {}
 
-  /** Keep up to this many free bytes (e.g. two bodies per sandbox). */
+  /** Keep up to this many free bytes (the collector: one body per sandbox). */
   setMaxSpareBytes(n: number): void {
     this.maxSpareBytes = n;
     while (this.spareBytes > n && this.spare.length > 0) this.spareBytes -= this.spare.pop()!.length;

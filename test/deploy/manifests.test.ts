@@ -200,7 +200,7 @@ describe('DaemonSet against the daemon', () => {
       allowPrivilegeEscalation: false,
     });
     expect(sc.capabilities?.drop).toEqual(['ALL']);
-    expect(container.resources.requests).toEqual({ cpu: '100m', memory: '256Mi' });
+    expect(container.resources.requests).toEqual({ cpu: '100m', memory: '192Mi' });
     expect(container.resources.limits).toEqual({ cpu: '1', memory: '512Mi' });
     // V8's old-space cap stays under the memory limit, so the heap is collected before the cgroup kills it.
     const nodeOptions = (container.env ?? []).find(e => e.name === 'NODE_OPTIONS')?.value;
