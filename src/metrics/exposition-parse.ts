@@ -67,6 +67,8 @@ export interface ParsedFamily {
   help: string | undefined;
   /** The UTF-8 bytes the sample offsets point into (a whole body, or lines rebuilt by relabel.ts). */
   bytes: Buffer;
+  /** byte-ops' viewOf(bytes), made once per body and shared by its families (replaced with `bytes`). */
+  view: DataView;
   /** The sample rows (see SampleTable); `segs` says which rows are this family's. */
   table: SampleTable;
   /** Runs of this family's rows in `table`, as [first, end) pairs, in body order. */
@@ -143,6 +145,7 @@ const EQ = 61;
 const COMMA = 44;
 
 const EMPTY = Buffer.alloc(0);
+const EMPTY_VIEW = viewOf(EMPTY);
 const B_LE = Buffer.from('le');
 const B_QUANTILE = Buffer.from('quantile');
 const B_NAME = Buffer.from('__name__');
@@ -286,12 +289,13 @@ function copyOf(b: Buffer): Buffer {
 }
 
 /** A copy of `f` pointing into other bytes (an object literal of fixed shape: cheaper than a spread). */
-function withBytes(f: ParsedFamily, bytes: Buffer, table: SampleTable): ParsedFamily {
+function withBytes(f: ParsedFamily, bytes: Buffer, view: DataView, table: SampleTable): ParsedFamily {
   return {
     name: f.name,
     type: f.type,
     help: f.help,
     bytes,
+    view,
     table,
     segs: f.segs,
     count: f.count,
@@ -311,7 +315,8 @@ export function reparse(t: ParseTemplate, body: Buffer): ParsedExposition | unde
   const table = new Int32Array(t.rows * R);
   if (!matchTemplate(t, body, table)) return undefined;
   const families = new Map<string, ParsedFamily>();
-  for (const [name, f] of t.families) families.set(name, withBytes(f, body, table));
+  const view = viewOf(body);
+  for (const [name, f] of t.families) families.set(name, withBytes(f, body, view, table));
   return { families, sampleCount: t.sampleCount, names: t.names };
 }
 
@@ -381,6 +386,7 @@ export class ExpositionParser {
   private lineNo = 0;
   private readonly families = new Map<string, ParsedFamily>();
   private readonly table: SampleTable;
+  private readonly view: DataView;
   private rows = 0;
   /** The family whose run of rows is open, and the row it started at. */
   private runFamily: ParsedFamily | undefined;
@@ -412,6 +418,7 @@ export class ExpositionParser {
     for (let k = bytes.indexOf(NL); k !== -1; k = bytes.indexOf(NL, k + 1)) lines++;
     this.table = new Int32Array(lines * R);
     this.plan = new Int32Array(lines * PLAN);
+    this.view = viewOf(bytes);
   }
 
   /**
@@ -423,7 +430,7 @@ export class ExpositionParser {
     const families = new Map<string, ParsedFamily>();
     // Copies: callers rewrite the families they get; the template keeps them as they are now (and without
     // the body: a match points them into the new body).
-    for (const [name, f] of shaped.families) families.set(name, withBytes(f, EMPTY, f.table));
+    for (const [name, f] of shaped.families) families.set(name, withBytes(f, EMPTY, EMPTY_VIEW, f.table));
     return {
       names: new Set(families.keys()),
       sampleCount: shaped.sampleCount,
@@ -501,6 +508,7 @@ export class ExpositionParser {
         type: 'untyped',
         help: undefined,
         bytes: this.bytes,
+        view: this.view,
         table: this.table,
         segs: [],
         count: 0,

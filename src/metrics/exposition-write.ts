@@ -99,6 +99,8 @@ interface RowCursor {
 /** The output Buffer being filled. */
 interface Fill {
   chunk: Buffer;
+  /** viewOf(chunk), made once per chunk. */
+  view: DataView;
   pos: number;
 }
 
@@ -120,11 +122,11 @@ function fillRows(
   long: (b: Buffer) => void,
 ): number {
   const { bytes, table, segs } = family;
-  const sv = viewOf(bytes);
+  const sv = family.view;
   const { bare, withComma, asSet } = sp;
   const plen = prefix.length;
   const chunk = out.chunk;
-  const chunkView = viewOf(chunk);
+  const chunkView = out.view;
   const size = chunk.length;
   let pos = out.pos;
   let status = ROWS_DONE;
@@ -184,7 +186,8 @@ export function* renderByteChunks(
   allocChunk: (size: number) => Buffer = size => Buffer.allocUnsafe(size),
 ): Generator<Buffer, void, undefined> {
   const size = Math.max(256, chunkBytes);
-  const out: Fill = { chunk: allocChunk(size), pos: 0 };
+  const first = allocChunk(size);
+  const out: Fill = { chunk: first, view: viewOf(first), pos: 0 };
   const splices = new Map<string, SpliceBytes>();
   const prefixes = new Map<string, Buffer>();
   const longLines: Buffer[] = [];
@@ -194,6 +197,7 @@ export function* renderByteChunks(
   const flush = (): Buffer => {
     const done = out.chunk.subarray(0, out.pos);
     out.chunk = allocChunk(size);
+    out.view = viewOf(out.chunk);
     out.pos = 0;
     return done;
   };

@@ -6,6 +6,7 @@
  * suffix built here; only lines flagged FLAG_COLLISION are rewritten.
  */
 import { sandboxLabels, type SandboxInfo } from '../types';
+import { viewOf } from './byte-ops';
 import { escapeLabelValue } from './text-builder';
 import {
   FLAG_BRACES,
@@ -182,6 +183,7 @@ export function resolveLabelCollisions(exp: ParsedExposition): number {
       offset += piece.length;
     }
     f.bytes = Buffer.concat(pieces, offset);
+    f.view = viewOf(f.bytes);
     f.table = table;
     f.segs = lines.length > 0 ? [0, lines.length] : [];
     f.collisions = false;
