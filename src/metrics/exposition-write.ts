@@ -201,6 +201,7 @@ export function* renderByteChunks(
     out.pos = 0;
     return done;
   };
+  const cur: RowCursor = { seg: 0, row: -1 }; // one cursor, reset per entry
   for (const f of families) {
     let header = '';
     if (f.help !== undefined) header += '# HELP ' + f.name + ' ' + f.help + '\n';
@@ -221,7 +222,8 @@ export function* renderByteChunks(
         prefix = Buffer.from(family.linePrefix, 'latin1'); // names are ASCII
         prefixes.set(family.linePrefix, prefix);
       }
-      const cur: RowCursor = { seg: 0, row: -1 };
+      cur.seg = 0;
+      cur.row = -1;
       for (;;) {
         const status = fillRows(out, family, cur, prefix, sp, onLong);
         // A long line only comes with an empty chunk: nothing written before it is pending.
