@@ -59,22 +59,15 @@ describe('kata-monitor binary', () => {
       rmrf(dir);
     });
 
-    it('announces itself, serves, and drains on SIGTERM with exit 0', async () => {
-      dir = tmpDir('km-cli-');
-      const goRoot = path.join(dir, 'vc', 'sbs');
-      makeGoSandbox(goRoot, hexId(1));
-      child = spawn(
-        process.execPath,
-        [
-          BIN,
-          '-listen-address',
-          '127.0.0.1:0',
-          `--sandbox-roots=${goRoot},${dir}/kata`,
-          '--runtime-endpoint',
-          path.join(dir, 'cri.sock'),
-        ],
-        { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
+    /** The binary started with `nodeArgs` for node and `args` for it, once it listens; its JSON log records. */
+    async function startBin(
+      nodeArgs: string[],
+      args: string[],
+    ): Promise<{ records: () => Record<string, unknown>[]; url: string; exited: Promise<number | null> }> {
+      child = spawn(process.execPath, [...nodeArgs, BIN, '-listen-address', '127.0.0.1:0', ...args], {
+        cwd: REPO,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stderr = '';
       child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
       const exited = new Promise<number | null>(resolve => child?.once('exit', code => resolve(code)));
@@ -89,6 +82,17 @@ describe('kata-monitor binary', () => {
         50,
         'listening',
       );
+      return { records, url: String(listening?.url), exited };
+    }
+
+    it('announces itself, serves, and drains on SIGTERM with exit 0', async () => {
+      dir = tmpDir('km-cli-');
+      const goRoot = path.join(dir, 'vc', 'sbs');
+      makeGoSandbox(goRoot, hexId(1));
+      const { records, url, exited } = await startBin(
+        [],
+        [`--sandbox-roots=${goRoot},${dir}/kata`, '--runtime-endpoint', path.join(dir, 'cri.sock')],
+      );
       const announce = records().find(r => r.announce === true);
       expect(announce).toMatchObject({
         level: 'info',
@@ -100,32 +104,18 @@ describe('kata-monitor binary', () => {
         `rs:${dir}/kata`,
       ]);
       expect(records().some(r => r.level === 'warn' && /deprecated/.test(String(r.msg)))).toBe(true);
-      const url = String(listening?.url);
       const r = await get(url + '/sandboxes');
       expect(r.body).toBe(hexId(1) + '\n');
-      child.kill('SIGTERM');
+      child?.kill('SIGTERM');
       expect(await exited).toBe(0);
       expect(fs.existsSync(goRoot)).toBe(true);
     });
 
-    /** Start the binary with `args` and `env`, wait until it listens, stop it; its log records. */
+    /** Start the binary, wait until it listens, stop it with SIGTERM (exit 0); its log records. */
     async function startAndStop(nodeArgs: string[], args: string[]): Promise<Record<string, unknown>[]> {
       dir = tmpDir('km-cli-');
-      child = spawn(
-        process.execPath,
-        [...nodeArgs, BIN, '-listen-address', '127.0.0.1:0', `--sandbox-roots=${dir}/vc/sbs`, ...args],
-        { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let stderr = '';
-      child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-      const exited = new Promise<number | null>(resolve => child?.once('exit', code => resolve(code)));
-      const records = (): Record<string, unknown>[] =>
-        stderr
-          .split('\n')
-          .filter(Boolean)
-          .map(l => JSON.parse(l) as Record<string, unknown>);
-      await waitFor(() => records().find(r => r.msg === 'listening'), 15_000, 50, 'listening');
-      child.kill('SIGTERM');
+      const { records, exited } = await startBin(nodeArgs, [`--sandbox-roots=${dir}/vc/sbs`, ...args]);
+      child?.kill('SIGTERM');
       expect(await exited).toBe(0);
       return records();
     }
