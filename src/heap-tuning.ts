@@ -10,8 +10,8 @@
  * startup from inside the process (`v8.setFlagsFromString`); the heap limits V8 fixes when it creates the
  * isolate are not touched. A flag the operator already gave node on its command line wins (node refuses
  * both in NODE_OPTIONS). A Node whose V8 no longer knows one of them prints V8's `unrecognized flag` line on
- * stderr and goes on with its default; the startup test (test/daemon/cli.test.ts) then still passes, and the
- * bench's peak RSS is what shows it.
+ * stderr and goes on with its default: test/daemon/heap-tuning.test.ts checks that `node --v8-options` of the
+ * Node running the tests lists both.
  * Measured cost and gain: docs/performance.md.
  */
 import * as v8 from 'node:v8';

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { flagsToApply, SMALL_HEAP_FLAGS } from '../../src/heap-tuning';
 
 describe('small-heap V8 flags', () => {
@@ -16,5 +17,11 @@ describe('small-heap V8 flags', () => {
     expect(
       flagsToApply(SMALL_HEAP_FLAGS, ['--semi_space_growth_factor=4', '--heap-growing-percent']),
     ).toEqual([]);
+  });
+
+  it("names flags this Node's V8 knows (an unknown one would only print a warning and do nothing)", () => {
+    const r = spawnSync(process.execPath, ['--v8-options'], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(0);
+    for (const f of SMALL_HEAP_FLAGS) expect(r.stdout).toContain(`  ${f.slice(0, f.indexOf('='))} (`);
   });
 });
