@@ -82,8 +82,15 @@ describe('CRI metadata', () => {
     startSync();
     store.add(ROOT, hexId(7));
     const t0 = Date.now();
-    // attempts at ~0, 1, 3, 7 s: four calls in the first ~7.5 s, where a 1 s poll would make eight
-    await waitFor(() => cri && cri.calls.length >= 4, 10_000, 50, 'fourth CRI call');
+    // attempts at ~0, 1, 3, 7 s: four calls in the first ~7.5 s, where a 1 s poll would make eight. Wait
+    // for the sync to have counted the fourth answer, not only for the fake to have seen the call (under
+    // load the answer is processed a moment later).
+    await waitFor(
+      () => cri && cri.calls.length >= 4 && sync?.pendingState().get(hexId(7))?.attempts === 4,
+      10_000,
+      50,
+      'fourth CRI attempt counted',
+    );
     const elapsed = Date.now() - t0;
     expect(elapsed).toBeGreaterThanOrEqual(6000);
     expect(cri.calls.map(c => c.method)).toEqual([
