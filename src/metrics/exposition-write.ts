@@ -66,7 +66,7 @@ function spliceBytes(labels: string): SpliceBytes {
  * Copy source[start,end) to target at `at`; returns the index after it. Short ranges (most line pieces) are
  * copied by a plain loop; longer ones four bytes at a time through DataViews of the two Buffers' whole
  * ArrayBuffers (`sv`, `tv`; indexes offset by byteOffset). Nothing is allocated: a native copy of part of a
- * Buffer makes a view object per call on Node 20, half of a scrape's garbage.
+ * Buffer makes a view object per call on Node 20 (about 3 MB per scrape at 100 sandboxes).
  */
 function copyRange(
   source: Buffer,
