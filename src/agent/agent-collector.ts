@@ -205,20 +205,12 @@ export class LabelTextCache {
   }
 }
 
-function opLabels(c: ContainerLabelText, op: string): string {
-  let t = c.ops.get(op);
+/** A container's label set with one more label (`op`, `interface`), rendered once per value into `cache`. */
+function withLabel(c: ContainerLabelText, cache: Map<string, string>, name: string, value: string): string {
+  let t = cache.get(value);
   if (t === undefined) {
-    t = `${c.open},op="${escapeLabelValue(op)}"}`;
-    c.ops.set(op, t);
-  }
-  return t;
-}
-
-function ifaceLabels(c: ContainerLabelText, name: string): string {
-  let t = c.ifaces.get(name);
-  if (t === undefined) {
-    t = `${c.open},interface="${escapeLabelValue(name)}"}`;
-    c.ifaces.set(name, t);
+    t = `${c.open},${name}="${escapeLabelValue(value)}"}`;
+    cache.set(value, t);
   }
   return t;
 }
@@ -249,7 +241,7 @@ export class ContainerStatsText {
     const entries = stats.blkioServiceBytes;
     if (entries.length === 1) {
       const e = entries[0]!;
-      this.blkio.line(F.blkio, opLabels(c, e.op.toLowerCase()), e.value);
+      this.blkio.line(F.blkio, withLabel(c, c.ops, 'op', e.op.toLowerCase()), e.value);
     } else if (entries.length > 1) {
       // Entries of the same op (one per device) are summed; ops in localeCompare order.
       const ops = new Map<string, number>();
@@ -258,10 +250,10 @@ export class ContainerStatsText {
         ops.set(op, (ops.get(op) ?? 0) + e.value);
       }
       for (const [op, v] of [...ops].sort((x, y) => x[0].localeCompare(y[0])))
-        this.blkio.line(F.blkio, opLabels(c, op), v);
+        this.blkio.line(F.blkio, withLabel(c, c.ops, 'op', op), v);
     }
     for (const n of stats.network) {
-      const labels = ifaceLabels(c, n.name);
+      const labels = withLabel(c, c.ifaces, 'interface', n.name);
       this.rx.line(F.rx, labels, n.rx_bytes);
       this.tx.line(F.tx, labels, n.tx_bytes);
     }

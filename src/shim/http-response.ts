@@ -87,14 +87,9 @@ export class HttpResponseReader {
         case Mode.Head:
           at = this.readHead(data, at);
           break;
-        case Mode.Length: {
-          const take = Math.min(this.remaining, data.length - at);
-          this.addBody(data, at, at + take);
-          at += take;
-          this.remaining -= take;
-          if (this.remaining === 0) this.mode = Mode.Done;
+        case Mode.Length:
+          at = this.takeCounted(data, at, Mode.Done);
           break;
-        }
         case Mode.UntilEof:
           this.addBody(data, at, data.length);
           at = data.length;
@@ -104,17 +99,21 @@ export class HttpResponseReader {
         case Mode.Trailer:
           at = this.readLine(data, at);
           break;
-        case Mode.ChunkData: {
-          const take = Math.min(this.remaining, data.length - at);
-          this.addBody(data, at, at + take);
-          at += take;
-          this.remaining -= take;
-          if (this.remaining === 0) this.mode = Mode.ChunkDataEnd;
+        case Mode.ChunkData:
+          at = this.takeCounted(data, at, Mode.ChunkDataEnd);
           break;
-        }
       }
     }
     return this.mode === Mode.Done;
+  }
+
+  /** Take up to `remaining` body bytes from data[at..]; once all came, go on in `next`. Returns the new `at`. */
+  private takeCounted(data: Buffer, at: number, next: Mode): number {
+    const take = Math.min(this.remaining, data.length - at);
+    this.addBody(data, at, at + take);
+    this.remaining -= take;
+    if (this.remaining === 0) this.mode = next;
+    return at + take;
   }
 
   /** Whether the response is complete. */
