@@ -122,11 +122,6 @@ interface ShimResult {
   lease?: BodyLease;
 }
 
-/** A kept template (it holds no reference to the body it was parsed from). */
-interface KeptTemplate {
-  template: ParseTemplate;
-}
-
 /** A collection's users: counted while it runs, released one by one after. */
 interface Users {
   count: number;
@@ -225,11 +220,11 @@ export class Collector {
   /** Label sets under which per-sandbox self metrics were last set, to remove them when a sandbox goes. */
   private readonly known = new Map<string, Record<string, string>>();
   /** Per sandbox, its last fully parsed body: the next body with the same series is checked, not parsed. */
-  private readonly templates = new Map<string, KeptTemplate>();
+  private readonly templates = new Map<string, ParseTemplate>();
   /** The same for the daemon's own registry text. */
-  private readonly selfTemplate = new Map<string, KeptTemplate>();
+  private readonly selfTemplate = new Map<string, ParseTemplate>();
   /** The same for the texts of the extra sources, by source, sandbox and chunk. */
-  private readonly sourceTemplates = new Map<string, KeptTemplate>();
+  private readonly sourceTemplates = new Map<string, ParseTemplate>();
 
   constructor(private readonly deps: CollectorDeps) {
     this.logger = deps.logger.child({ component: 'metrics-collect' });
@@ -473,7 +468,7 @@ export class Collector {
    * renames or drops families of a full parse before its template is made; checked bodies come out shaped.
    */
   private async parseKnown(
-    kept: Map<string, KeptTemplate>,
+    kept: Map<string, ParseTemplate>,
     key: string,
     body: Buffer,
     count?: (mode: 'full' | 'checked') => void,
@@ -481,7 +476,7 @@ export class Collector {
   ): Promise<ParsedExposition> {
     const old = kept.get(key);
     if (old) {
-      const quick = reparse(old.template, body);
+      const quick = reparse(old, body);
       if (quick) {
         count?.('checked');
         return quick;
@@ -492,12 +487,8 @@ export class Collector {
     while (!p.parseSome(PARSE_SLICE_LINES)) await nextTick();
     const exp = p.result();
     shape?.(exp);
-    kept.set(key, { template: p.template(exp) });
+    kept.set(key, p.template(exp));
     return exp;
-  }
-
-  private dropTemplate(id: string): void {
-    this.templates.delete(id);
   }
 
   private async runSource(
@@ -632,7 +623,7 @@ export class Collector {
       m.sandboxScrapeDurationSeconds.remove(labels);
       for (const reason of ALL_REASONS) m.sandboxScrapeErrorsTotal.remove({ sandbox_id: id, reason });
       this.known.delete(id);
-      this.dropTemplate(id);
+      this.templates.delete(id);
       this.lastSize.delete(id);
     }
   }

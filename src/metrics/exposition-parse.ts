@@ -89,7 +89,8 @@ export interface ParsedExposition {
   sampleCount: number;
   /**
    * The family names when the exposition came from a template check: one Set shared by every body checked
-   * against that template (never changed). Undefined after a full parse.
+   * against that template (never changed). Undefined after a full parse, and removed by whatever renames or
+   * drops families (relabel.ts).
    */
   names?: ReadonlySet<string>;
 }
@@ -313,9 +314,9 @@ function withBytes(f: ParsedFamily, bytes: Buffer, view: DataView, table: Sample
  */
 export function reparse(t: ParseTemplate, body: Buffer): ParsedExposition | undefined {
   const table = new Int32Array(t.rows * R);
-  if (!matchTemplate(t, body, table)) return undefined;
-  const families = new Map<string, ParsedFamily>();
   const view = viewOf(body);
+  if (!matchTemplate(t, body, view, table)) return undefined;
+  const families = new Map<string, ParsedFamily>();
   for (const [name, f] of t.families) families.set(name, withBytes(f, body, view, table));
   return { families, sampleCount: t.sampleCount, names: t.names };
 }
@@ -325,10 +326,9 @@ export function reparse(t: ParseTemplate, body: Buffer): ParsedExposition | unde
  * while it runs (on-stack replacement), and code after the loop that had never run then bails out of the
  * optimized code on every call.
  */
-function matchTemplate(t: ParseTemplate, body: Buffer, table: SampleTable): boolean {
+function matchTemplate(t: ParseTemplate, body: Buffer, view: DataView, table: SampleTable): boolean {
   const oldView = viewOf(t.bytes);
   const oldAt = t.bytes.byteOffset;
-  const view = viewOf(body);
   const at0 = body.byteOffset;
   const plan = t.plan;
   const tmeta = t.table;

@@ -58,6 +58,7 @@ export function renameRuntimeFamilies(exp: ParsedExposition, prefix = SHIM_RUNTI
     renamed.set(name, f);
   }
   exp.families = renamed;
+  delete exp.names; // a template's name set no longer describes these families
 }
 
 /** `sandbox_id="…",cri_uid="…",cri_name="…",cri_namespace="…"`: what is spliced into every sample of a sandbox. */
@@ -198,5 +199,6 @@ export function dropFamilies(exp: ParsedExposition, names: ReadonlySet<string>):
     if (!f) continue;
     exp.sampleCount -= f.count;
     exp.families.delete(name);
+    delete exp.names;
   }
 }

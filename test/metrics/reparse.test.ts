@@ -8,7 +8,7 @@ import {
   type ParseTemplate,
   type ParsedExposition,
 } from '../../src/metrics/exposition-parse';
-import { renameRuntimeFamilies } from '../../src/metrics/relabel';
+import { dropFamilies, renameRuntimeFamilies } from '../../src/metrics/relabel';
 import { goShimBody } from '../../src/sim/metrics-go';
 import { rsShimBody } from '../../src/sim/metrics-rs';
 import { drawSandbox } from '../../src/sim/plan';
@@ -155,5 +155,19 @@ describe('reparse (checking a body against the previous one of the same producer
     // Renaming a checked body again changes nothing.
     renameRuntimeFamilies(checked);
     expect(view(checked)).toEqual(view(full));
+  });
+
+  it('a checked body renamed or with families dropped afterwards no longer carries the template name set', () => {
+    const text = '# TYPE go_threads gauge\ngo_threads 9\n# TYPE up gauge\nup 1\n';
+    const t = templateOf(text);
+    const renamed = reparse(t, Buffer.from(text.replace('9', '8')))!;
+    expect(renamed.names).toBe(t.names);
+    renameRuntimeFamilies(renamed);
+    expect(renamed.names).toBeUndefined();
+    expect([...t.names]).toEqual(['go_threads', 'up']);
+    const dropped = reparse(t, Buffer.from(text))!;
+    dropFamilies(dropped, new Set(['up']));
+    expect(dropped.names).toBeUndefined();
+    expect([...dropped.families.keys()]).toEqual(['go_threads']);
   });
 });
