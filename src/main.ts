@@ -23,6 +23,7 @@ import { createSelfMetrics, type SelfMetrics } from './metrics/self-metrics';
 import { buildInfo } from './version';
 import { createAgentCollector } from './agent/agent-collector';
 import { createHostCollector } from './host/host-collector';
+import { CpuSlices } from './util/cpu-slices';
 
 /** How long a sandbox's container list from CRI is reused, ms. */
 const CONTAINER_IDS_TTL_MS = 30_000;
@@ -57,6 +58,7 @@ function defaultExtraSources(
   logger: Logger,
   lifecycle: Lifecycle,
   cri: CriClient,
+  slices: CpuSlices,
 ): ExtraSource[] {
   const sources: ExtraSource[] = [];
   let agent: ReturnType<typeof createAgentCollector> | undefined;
@@ -78,6 +80,7 @@ function defaultExtraSources(
       procfs: config.procfsPath,
       sysfs: config.sysfsPath,
       runDir: config.runPath,
+      slices,
       ...(agent ? { guestUsage: agent.guestUsage } : {}),
     });
     lifecycle.add('host-collector', () => host.close());
@@ -206,6 +209,8 @@ export async function startDaemon(config: Config, overrides: DaemonOverrides = {
   metadataSync.start();
   lifecycle.add('cri-sync', () => metadataSync.stop());
 
+  // One budget of synchronous work per event-loop turn for the shim bodies and the host reads together.
+  const slices = new CpuSlices();
   const metricsHandler =
     overrides.metricsHandler?.({ logger, self, store, config }) ??
     createMetricsHandler({
@@ -213,7 +218,8 @@ export async function startDaemon(config: Config, overrides: DaemonOverrides = {
       self,
       listSandboxes: () => store.list(),
       config,
-      extraSources: overrides.extraSources ?? defaultExtraSources(config, logger, lifecycle, cri),
+      extraSources: overrides.extraSources ?? defaultExtraSources(config, logger, lifecycle, cri, slices),
+      slices,
     });
   const app = createApp({
     logger,

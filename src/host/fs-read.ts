@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { errnoCode, getErrorMessage } from '../errors';
+import { CpuSlices } from '../util/cpu-slices';
 
 /** Why a file could not be used; the `reason` label of `kata_monitor_host_read_errors_total`. */
 export type ReadFailureReason = 'gone' | 'permission_denied' | 'unreadable' | 'parse';
@@ -149,30 +150,22 @@ export function countFds(fdDir: string, bySize: boolean): Promise<ReadResult<num
 export const MAP_SLICE_MS = 2;
 
 /**
- * Run `fn` over `items` with at most `limit` in flight; results keep the input order. Once the current slice
- * has run for MAP_SLICE_MS, every worker parks on one shared setImmediate gate: a single event-loop turn
- * never holds more than about one slice of synchronous reads, however many workers there are.
+ * Run `fn` over `items` with at most `limit` in flight; results keep the input order. Every worker takes a
+ * turn of `slices` before each item (cpu-slices.ts): a single event-loop turn never holds more than about one
+ * slice of synchronous reads, however many workers there are. The daemon passes the slices it shares with
+ * the rest of a scrape; without one, the call slices by itself (MAP_SLICE_MS).
  */
 export async function mapLimit<T, R>(
   items: readonly T[],
   limit: number,
   fn: (item: T) => Promise<R>,
+  slices: CpuSlices = new CpuSlices(MAP_SLICE_MS),
 ): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
-  let sliceStart = performance.now();
-  let gate: Promise<void> | undefined;
-  const pause = (): Promise<void> =>
-    (gate ??= new Promise<void>(resolve =>
-      setImmediate(() => {
-        gate = undefined;
-        sliceStart = performance.now();
-        resolve();
-      }),
-    ));
   const worker = async (): Promise<void> => {
     for (;;) {
-      while (performance.now() - sliceStart >= MAP_SLICE_MS) await pause();
+      if (slices.due) await slices.turn();
       const i = next++;
       if (i >= items.length) return;
       out[i] = await fn(items[i]!);

@@ -59,6 +59,7 @@ import {
   type Component,
   type ProcStatus,
 } from './proc-parse';
+import { CpuSlices } from '../util/cpu-slices';
 
 const parseMemoryCurrent = (t: string): number => parseCgroupValue(t, 'memory.current');
 const parseMemoryUsageInBytes = (t: string): number => parseCgroupValue(t, 'memory.usage_in_bytes');
@@ -87,6 +88,8 @@ export interface HostCollectorOptions {
   clockTicks?: number;
   /** Sandboxes read in parallel, default 8. */
   concurrency?: number;
+  /** The CPU slices the reads take turns in (the daemon shares one with the shim scrapes; cpu-slices.ts). */
+  slices?: CpuSlices;
   /**
    * Where a dropped out-of-bounds sample is counted. Default: this collector keeps the counts and writes
    * `kata_monitor_invalid_samples_total{family}` itself; set this to count them in a shared registry instead.
@@ -238,6 +241,7 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
   const runDir = opts.runDir ?? DEFAULT_HOST_PATHS.runDir;
   const clockTicks = opts.clockTicks ?? DEFAULT_CLOCK_TICKS;
   const concurrency = opts.concurrency ?? 8;
+  const slices = opts.slices ?? new CpuSlices();
   const now = opts.now ?? (() => performance.now());
   const facts: HostFactsProvider = opts.hostFacts ? fixedHostFacts(opts.hostFacts) : systemHostFacts(logger);
   /** Whether open fds can be counted with one stat (decided once: a property of the kernel and mount). */
@@ -562,22 +566,31 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
     const [uptime, version] = await Promise.all([readUptime(), detectCgroupVersion()]);
     const live = ctx.signal.aborted ? [] : ctx.sandboxes;
     const idx = live.map((_, i) => i);
-    let found = await mapLimit(idx, concurrency, i => findProcesses(live[i]!));
+    let found = await mapLimit(idx, concurrency, i => findProcesses(live[i]!), slices);
     if (found.some(f => f.misses.length > 0) && pids.scanDue() && !ctx.signal.aborted) {
       await pids.scan(ids);
       const before = found;
-      found = await mapLimit(idx, concurrency, i =>
-        before[i]!.misses.length > 0 ? findProcesses(live[i]!, before[i]) : Promise.resolve(before[i]!),
+      found = await mapLimit(
+        idx,
+        concurrency,
+        i =>
+          before[i]!.misses.length > 0 ? findProcesses(live[i]!, before[i]) : Promise.resolve(before[i]!),
+        slices,
       );
     }
     // Sandboxes are read concurrently; their samples are written afterwards in sandbox order (deterministic text).
-    const samples = await mapLimit(idx, concurrency, async i => {
-      const out: Sink = [];
-      if (ctx.signal.aborted) return out;
-      await emitProcesses(out, live[i]!, found[i]!, uptime, hf);
-      await emitCgroups(out, live[i]!, found[i]!.recorded, version, hf);
-      return out;
-    });
+    const samples = await mapLimit(
+      idx,
+      concurrency,
+      async i => {
+        const out: Sink = [];
+        if (ctx.signal.aborted) return out;
+        await emitProcesses(out, live[i]!, found[i]!, uptime, hf);
+        await emitCgroups(out, live[i]!, found[i]!.recorded, version, hf);
+        return out;
+      },
+      slices,
+    );
     openFiles?.sweep(); // descriptors of processes not read in this collection
     for (const list of samples)
       for (let j = 0; j < list.length; j += 3)

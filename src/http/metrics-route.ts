@@ -15,6 +15,7 @@ import { parseFamilyFilter, selectFamilies } from '../metrics/merge';
 import type { SelfMetrics } from '../metrics/self-metrics';
 import type { ExtraSource } from '../metrics/source';
 import type { SandboxInfo } from '../types';
+import type { CpuSlices } from '../util/cpu-slices';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 /** Subtracted from Prometheus' scrape timeout so the answer arrives before Prometheus gives up. */
@@ -45,6 +46,8 @@ export interface MetricsRouteDeps {
   isValidSandboxId?(id: string): boolean;
   /** zlib level for gzip responses (default DEFAULT_GZIP_LEVEL). */
   gzipLevel?: number;
+  /** CPU slices shared with the extra sources (cpu-slices.ts; default: the collector's own). */
+  slices?: CpuSlices;
 }
 
 /** Whether `Accept-Encoding` accepts gzip (q > 0 for `gzip`, or for `*` when gzip is not listed). Pure. */
@@ -126,6 +129,7 @@ export function createMetricsHandler(
     config: deps.config,
     fetchShimMetrics: deps.fetchShimMetrics,
     extraSources: deps.extraSources,
+    ...(deps.slices ? { slices: deps.slices } : {}),
   });
   const isValidId = deps.isValidSandboxId ?? ((id: string) => DEFAULT_SANDBOX_ID.test(id));
   const gzipLevel = deps.gzipLevel ?? DEFAULT_GZIP_LEVEL;

@@ -23,6 +23,7 @@ import { mergeParts, type MergePart, type MergedFamily } from './merge';
 import { dropFamilies, renameRuntimeFamilies, resolveLabelCollisions, sandboxLabelText } from './relabel';
 import type { SelfMetrics } from './self-metrics';
 import type { CollectContext, ExpositionChunk, ExtraSource, ShimOutcome } from './source';
+import { CpuSlices } from '../util/cpu-slices';
 
 export type FetchShimMetrics = (
   sb: SandboxInfo,
@@ -52,6 +53,11 @@ export interface CollectorDeps {
   config: CollectorConfig;
   fetchShimMetrics?: FetchShimMetrics;
   extraSources?: readonly ExtraSource[];
+  /**
+   * The CPU slices body checks and parses take turns in (cpu-slices.ts); the daemon shares one with the host
+   * collector. Default: one of the collector's own.
+   */
+  slices?: CpuSlices;
 }
 
 export interface Collection {
@@ -72,8 +78,8 @@ export interface Collection {
 
 /** Extra time a source gets after the deadline to hand in what it has (it is told via the abort signal). */
 export const SOURCE_GRACE_MS = 100;
-/** Lines parsed between two yields to the event loop. */
-export const PARSE_SLICE_LINES = 4000;
+/** Lines parsed between two turns (cpu-slices.ts) of a full parse. */
+export const PARSE_SLICE_LINES = 1000;
 
 const ALL_REASONS: readonly ScrapeErrorReason[] = [
   'timeout',
@@ -108,10 +114,6 @@ export function defaultFetchShimMetrics(maxBytes: number): FetchShimMetrics {
 
 export function sortById(sbs: readonly SandboxInfo[]): SandboxInfo[] {
   return [...sbs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-}
-
-function nextTick(): Promise<void> {
-  return new Promise(resolve => setImmediate(resolve));
 }
 
 interface ShimResult {
@@ -209,6 +211,7 @@ export class Collector {
   private readonly fetch: FetchShimMetrics;
   private readonly sources: readonly ExtraSource[];
   private readonly slots: Slots;
+  private readonly slices: CpuSlices;
   /** The aggregated collection in progress (single flight). */
   private running: { promise: Promise<Collection>; ids: ReadonlySet<string>; users: Users } | undefined;
   /** Single-sandbox collections in progress, by sandbox id. */
@@ -232,6 +235,7 @@ export class Collector {
     this.sources = deps.extraSources ?? [];
     // One pool for every collection: overlapping single-sandbox and aggregated collections share the cap.
     this.slots = new Slots(deps.config.scrapeConcurrency);
+    this.slices = deps.slices ?? new CpuSlices();
   }
 
   /** Free bytes the body pool holds for the next collection (tests, diagnostics). */
@@ -474,6 +478,8 @@ export class Collector {
     count?: (mode: 'full' | 'checked') => void,
     shape?: (exp: ParsedExposition) => void,
   ): Promise<ParsedExposition> {
+    // Bodies that arrive together are checked in turns, not all in the poll phase that read them.
+    if (this.slices.due) await this.slices.turn();
     const old = kept.get(key);
     if (old) {
       const quick = reparse(old, body);
@@ -484,7 +490,7 @@ export class Collector {
     }
     count?.('full');
     const p = new ExpositionParser(body);
-    while (!p.parseSome(PARSE_SLICE_LINES)) await nextTick();
+    while (!p.parseSome(PARSE_SLICE_LINES)) await this.slices.turn();
     const exp = p.result();
     shape?.(exp);
     kept.set(key, p.template(exp));

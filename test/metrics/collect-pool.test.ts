@@ -2,6 +2,7 @@ import { Collector, type Collection } from '../../src/metrics/collect';
 import { familiesToString } from '../../src/metrics/exposition-write';
 import { createSelfMetrics } from '../../src/metrics/self-metrics';
 import { silentLogger } from '../../src/log';
+import { CpuSlices } from '../../src/util/cpu-slices';
 import { rmrf, tmpDir, TEST_BUILD } from '../helpers/util';
 import { startFakeShim, type FakeShim } from './fake-shim';
 
@@ -123,6 +124,44 @@ describe('Collector source texts', () => {
       const c = await collector.collectAll([], 2000);
       expect(seriesText(c)).toBe(want === '' ? '' : `# TYPE src_a gauge\n${want}`);
       c.release();
+    }
+  });
+});
+
+describe('Collector CPU slices', () => {
+  it('checks and parses bodies in turns of the shared slices, letting the event loop turn between them', async () => {
+    const root = tmpDir('kcs-');
+    const shims: FakeShim[] = [];
+    try {
+      const ids = Array.from({ length: 12 }, (_, i) => `s${String(i).padStart(2, '0')}`);
+      for (const id of ids) shims.push(await startFakeShim(root, id, { kind: 'body', body: bodyAt(id, 1) }));
+      const slices = new CpuSlices(0); // every slice is used up at once: each piece of work takes a turn
+      const collector = new Collector({
+        logger: silentLogger,
+        self: createSelfMetrics(BUILD, { defaultMetrics: false }),
+        config: {
+          shimTimeoutMs: 2000,
+          scrapeConcurrency: 12,
+          shimMaxBytes: 1 << 20,
+          scrapeUnsafeShims: false,
+        },
+        slices,
+      });
+      const sbs = shims.map(s => s.sb);
+      // The first collection parses every body in full, the second checks them against their templates.
+      for (const v of [1, 2]) {
+        for (const s of shims) s.behaviour = { kind: 'body', body: bodyAt(s.sb.id, v) };
+        const parkedBefore = slices.parked;
+        const c = await collector.collectAll(sbs, 2000);
+        expect(c.outcomes.size).toBe(ids.length);
+        expect([...c.outcomes.values()].every(o => o.ok)).toBe(true);
+        expect(familiesToString(c.families)).toContain(`kata_hypervisor_fds{fd="s11-299",sandbox_id="s11"`);
+        expect(slices.parked - parkedBefore).toBeGreaterThanOrEqual(ids.length);
+        c.release();
+      }
+    } finally {
+      for (const s of shims) await s.close();
+      rmrf(root);
     }
   });
 });
