@@ -1,0 +1,37 @@
+/**
+ * Host facts: systeminformation answers with this machine's CPU count and memory size, and it is loaded only
+ * when the facts are first asked for (a daemon without the host collector never loads it).
+ */
+import { spawnSync } from 'node:child_process';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { systemHostFacts } from '../../src/host/host-facts';
+import { silentLogger } from '../../src/log';
+
+const REPO = path.resolve(__dirname, '..', '..');
+
+describe('systemHostFacts', () => {
+  it("gives this machine's CPU count and memory size", async () => {
+    const facts = await systemHostFacts(silentLogger).get();
+    expect(facts).toBeDefined();
+    expect(facts!.cpus).toBeGreaterThan(0);
+    expect(facts!.cpus).toBeLessThanOrEqual(os.cpus().length * 2); // cores, or threads where it cannot tell
+    // os.totalmem() is MemTotal; systeminformation reads the same /proc/meminfo line.
+    expect(facts!.memoryBytes).toBe(os.totalmem());
+  });
+
+  it('is loaded by the first query, not with the daemon (built dist, `npm test` builds it)', () => {
+    const script = `
+      const loaded = () => Object.keys(require.cache).some(k => k.includes('/node_modules/systeminformation/'));
+      require(${JSON.stringify(path.join(REPO, 'dist', 'main.js'))});
+      const before = loaded();
+      const { systemHostFacts } = require(${JSON.stringify(path.join(REPO, 'dist', 'host', 'host-facts.js'))});
+      systemHostFacts({ warn() {} }).get().then(f => {
+        console.log(JSON.stringify({ before, after: loaded(), cpus: f && f.cpus }));
+      });`;
+    const r = spawnSync(process.execPath, ['-e', script], { cwd: REPO, encoding: 'utf8', timeout: 20_000 });
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as { before: boolean; after: boolean; cpus: number };
+    expect(out).toEqual({ before: false, after: true, cpus: expect.any(Number) });
+  });
+});
