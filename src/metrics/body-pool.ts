@@ -14,21 +14,32 @@ import type { BodyStore } from '../shim/http-response';
 export const BODY_GRANULE = 16 * 1024;
 const GRANULE = BODY_GRANULE;
 
-/** A lent body: released once, its Buffer goes back to the pool (later releases do nothing). */
+/**
+ * A hold on a lent body. Each hold is released once (later releases of the same hold do nothing); the Buffer
+ * goes back to the pool when the last hold on it is released. `share()` adds a hold (a collection and the
+ * sandbox's rolling parse template can hold the same body).
+ */
 export class BodyLease {
   private held = true;
   constructor(
     private readonly pool: BodyPool,
     readonly buffer: Buffer,
+    private readonly holds: { count: number } = { count: 1 },
   ) {}
+
+  /** Another hold on the same body. */
+  share(): BodyLease {
+    this.holds.count++;
+    return new BodyLease(this.pool, this.buffer, this.holds);
+  }
 
   release(): void {
     if (!this.held) return;
     this.held = false;
-    this.pool.free(this.buffer);
+    if (--this.holds.count === 0) this.pool.free(this.buffer);
   }
 
-  /** Whether the Buffer is still in use (tests, diagnostics). */
+  /** Whether this hold is still held (tests, diagnostics). */
   get live(): boolean {
     return this.held;
   }

@@ -124,6 +124,15 @@ interface ShimResult {
   lease?: BodyLease;
 }
 
+/**
+ * A parse template kept for a producer. A shim body's template rolls (exposition-parse's reparse): its bytes
+ * are the last body that matched it, held in the body pool by `hold` until a newer body replaces it.
+ */
+interface Kept {
+  template: ParseTemplate;
+  hold?: BodyLease;
+}
+
 /** A collection's users: counted while it runs, released one by one after. */
 interface Users {
   count: number;
@@ -189,6 +198,12 @@ function raceSignal<T>(p: Promise<T>, signal: AbortSignal, what: string): Promis
   });
 }
 
+/** Forget the template kept under `key`, letting go of the body it holds. */
+function dropKept(kept: Map<string, Kept>, key: string): void {
+  kept.get(key)?.hold?.release();
+  kept.delete(key);
+}
+
 function failure(reason: ScrapeErrorReason, message: string, durationMs: number): ShimOutcome {
   return { ok: false, reason, message, durationMs };
 }
@@ -222,12 +237,15 @@ export class Collector {
   private readonly lastSize = new Map<string, number>();
   /** Label sets under which per-sandbox self metrics were last set, to remove them when a sandbox goes. */
   private readonly known = new Map<string, Record<string, string>>();
-  /** Per sandbox, its last fully parsed body: the next body with the same series is checked, not parsed. */
-  private readonly templates = new Map<string, ParseTemplate>();
-  /** The same for the daemon's own registry text. */
-  private readonly selfTemplate = new Map<string, ParseTemplate>();
-  /** The same for the texts of the extra sources, by source, sandbox and chunk. */
-  private readonly sourceTemplates = new Map<string, ParseTemplate>();
+  /**
+   * Per sandbox, the template of its last body: the next body with the same series is checked, not parsed.
+   * The template is that body itself (rolling), held in the pool.
+   */
+  private readonly templates = new Map<string, Kept>();
+  /** The same for the daemon's own registry text (templates keep a copy of the text). */
+  private readonly selfTemplate = new Map<string, Kept>();
+  /** The same for the texts of the extra sources, by source, sandbox and chunk (copies too). */
+  private readonly sourceTemplates = new Map<string, Kept>();
 
   constructor(private readonly deps: CollectorDeps) {
     this.logger = deps.logger.child({ component: 'metrics-collect' });
@@ -262,12 +280,16 @@ export class Collector {
       if (this.running?.promise === promise) this.running = undefined;
     });
     this.running = { promise, ids: new Set(sorted.map(s => s.id)), users };
-    // Keep as many spare Buffers as one body per sandbox takes, rounded up to the pool's granules: the next
-    // collection then allocates nothing. A second collection while a slow response still holds this one
-    // allocates, and what it gets back beyond the limit is left to the GC.
+    // Each sandbox's last body is held by its template; a new body takes a spare Buffer and, once checked,
+    // gives the one it replaces back. So the spares a collection needs are the bodies in flight at once:
+    // keep room for twice the shim requests in flight (fetched bodies may wait for their turn to be
+    // checked), at the average body size rounded up to the pool's granules. Beyond that a collection
+    // allocates, and what comes back beyond the limit is left to the GC.
     let bytes = 0;
     for (const n of this.lastSize.values()) bytes += n + BODY_GRANULE;
-    this.pool.setMaxSpareBytes(Math.max(bytes, 1 << 20));
+    const inFlight = Math.min(this.lastSize.size, 2 * this.deps.config.scrapeConcurrency);
+    const perBody = this.lastSize.size > 0 ? bytes / this.lastSize.size : 0;
+    this.pool.setMaxSpareBytes(Math.max(Math.ceil(inFlight * perBody), 1 << 20));
     return promise;
   }
 
@@ -436,7 +458,7 @@ export class Collector {
     const lease = this.pool.lease(body);
     let exposition: ParsedExposition;
     try {
-      exposition = await this.parseShimBody(sb.id, body);
+      exposition = await this.parseShimBody(sb.id, body, lease);
     } catch (err) {
       lease?.release();
       const msg =
@@ -455,45 +477,61 @@ export class Collector {
 
   /**
    * Parse a shim body, its runtime families renamed: against the sandbox's template when it matches (the
-   * template is kept renamed), else in full (a new template).
+   * template is kept renamed), else in full (a new template). A pooled body becomes the template (rolling).
    */
-  private async parseShimBody(id: string, body: Buffer): Promise<ParsedExposition> {
+  private async parseShimBody(
+    id: string,
+    body: Buffer,
+    lease: BodyLease | undefined,
+  ): Promise<ParsedExposition> {
     return this.parseKnown(
       this.templates,
       id,
       body,
       mode => this.deps.self.shimBodyParsesTotal.inc({ mode }),
       renameRuntimeFamilies,
+      lease,
     );
   }
 
   /**
    * Parse `body` against the template kept under `key` when it matches, else in full (a new template). `shape`
    * renames or drops families of a full parse before its template is made; checked bodies come out shaped.
+   * With a `lease` (a pooled body), the template rolls: `body` itself becomes its bytes, held by a share of
+   * the lease, and the body it replaces is let go. Without one, the template keeps a copy of the body.
    */
   private async parseKnown(
-    kept: Map<string, ParseTemplate>,
+    kept: Map<string, Kept>,
     key: string,
     body: Buffer,
     count?: (mode: 'full' | 'checked') => void,
     shape?: (exp: ParsedExposition) => void,
+    lease?: BodyLease,
   ): Promise<ParsedExposition> {
     // Bodies that arrive together are checked in turns, not all in the poll phase that read them.
     if (this.slices.due) await this.slices.turn();
     const old = kept.get(key);
     if (old) {
-      const quick = reparse(old, body);
+      const quick = reparse(old.template, body, lease !== undefined);
       if (quick) {
+        if (lease) {
+          old.hold?.release();
+          old.hold = lease.share();
+        }
         count?.('checked');
         return quick;
       }
+      // A rolling template's plan was rewritten for a body that did not match: it is of no further use.
+      if (lease) dropKept(kept, key);
     }
     count?.('full');
     const p = new ExpositionParser(body);
     while (!p.parseSome(PARSE_SLICE_LINES)) await this.slices.turn();
     const exp = p.result();
     shape?.(exp);
-    kept.set(key, p.template(exp));
+    const template = p.template(exp, lease === undefined);
+    dropKept(kept, key); // a concurrent collection may have set one meanwhile
+    kept.set(key, lease ? { template, hold: lease.share() } : { template });
     return exp;
   }
 
@@ -546,7 +584,7 @@ export class Collector {
           const bytes = typeof chunk.text === 'string' ? Buffer.from(chunk.text, 'utf8') : chunk.text;
           exposition = await this.parseKnown(this.sourceTemplates, key, bytes);
         } catch (err) {
-          this.sourceTemplates.delete(key);
+          dropKept(this.sourceTemplates, key);
           this.logger.warn('extra metrics source gave text that does not parse; chunk ignored', {
             source: srcName,
             err,
@@ -577,7 +615,7 @@ export class Collector {
     }
     // An aggregated collection saw every source chunk there is: templates of the others are stale.
     if (aggregated)
-      for (const key of this.sourceTemplates.keys()) if (!used.has(key)) this.sourceTemplates.delete(key);
+      for (const key of this.sourceTemplates.keys()) if (!used.has(key)) dropKept(this.sourceTemplates, key);
     return { bySandbox, unlabelled };
   }
 
@@ -629,7 +667,7 @@ export class Collector {
       m.sandboxScrapeDurationSeconds.remove(labels);
       for (const reason of ALL_REASONS) m.sandboxScrapeErrorsTotal.remove({ sandbox_id: id, reason });
       this.known.delete(id);
-      this.templates.delete(id);
+      dropKept(this.templates, id);
       this.lastSize.delete(id);
     }
   }

@@ -257,19 +257,20 @@ const PLAN = 3;
  */
 export interface ParseTemplate {
   /**
-   * A copy of the body it was parsed from (the body's own Buffer goes back to its pool). Fixed parts are
-   * compared with it four bytes at a time (byte-ops.ts): nothing is allocated per line, and the copy is
-   * external memory the GC does not mark.
+   * The body it describes: a copy of the parsed body (ExpositionParser.template), or, for a template that
+   * rolls (reparse with `roll`), the last body that matched it, which its owner keeps unchanged for as long as
+   * the template is in use. Fixed parts are compared with it four bytes at a time (byte-ops.ts): nothing is
+   * allocated per line, and the bytes are external memory the GC does not mark.
    */
   bytes: Buffer;
   /**
-   * Per line of that body, PLAN integers: where the line begins, where its fixed part ends (a sample: where
-   * its value starts; any other line: after its newline), and for a sample where it starts after leading
-   * blanks (-1 for other lines).
+   * Per line of `bytes`, PLAN integers: where the line begins, where its fixed part ends (a sample: where its
+   * value starts; any other line: after its newline), and for a sample where it starts after leading blanks
+   * (-1 for other lines).
    */
   plan: Int32Array;
   lines: number;
-  /** The sample table of the body (its metas are valid for any body that matches the template). */
+  /** The sample table of `bytes` (its metas are valid for any body that matches the template). */
   table: SampleTable;
   rows: number;
   /**
@@ -311,22 +312,38 @@ function withBytes(f: ParsedFamily, bytes: Buffer, view: DataView, table: Sample
  * part byte for byte and a valid value (and timestamp) after it. Costs a compare and a value scan per line
  * instead of a parse. Undefined when the body differs in anything but values (the caller then parses it in
  * full, which also finds the line of any error).
+ *
+ * With `roll`, a match makes `body` the template's bytes (the template then describes `body`, its plan
+ * rewritten in place as the lines are checked): no copy of a body is ever kept, the caller keeps `body`
+ * unchanged instead, and lets go of the previous bytes. A check that fails leaves a rolling template
+ * unusable: the caller must drop it.
  */
-export function reparse(t: ParseTemplate, body: Buffer): ParsedExposition | undefined {
+export function reparse(t: ParseTemplate, body: Buffer, roll = false): ParsedExposition | undefined {
   const table = new Int32Array(t.rows * R);
   const view = viewOf(body);
-  if (!matchTemplate(t, body, view, table)) return undefined;
+  if (!matchTemplate(t, body, view, table, roll)) return undefined;
+  if (roll) {
+    t.bytes = body;
+    t.table = table;
+  }
   const families = new Map<string, ParsedFamily>();
   for (const [name, f] of t.families) families.set(name, withBytes(f, body, view, table));
   return { families, sampleCount: t.sampleCount, names: t.names };
 }
 
 /**
- * The line loop of reparse, filling `table`. Kept apart from what follows it: V8 optimizes a long loop
- * while it runs (on-stack replacement), and code after the loop that had never run then bails out of the
- * optimized code on every call.
+ * The line loop of reparse, filling `table` (and with `roll`, rewriting the plan for `body` in place: each
+ * line's entries are read before they are written, and no later line reads them). Kept apart from what
+ * follows it: V8 optimizes a long loop while it runs (on-stack replacement), and code after the loop that had
+ * never run then bails out of the optimized code on every call.
  */
-function matchTemplate(t: ParseTemplate, body: Buffer, view: DataView, table: SampleTable): boolean {
+function matchTemplate(
+  t: ParseTemplate,
+  body: Buffer,
+  view: DataView,
+  table: SampleTable,
+  roll: boolean,
+): boolean {
   const oldView = viewOf(t.bytes);
   const oldAt = t.bytes.byteOffset;
   const at0 = body.byteOffset;
@@ -341,12 +358,17 @@ function matchTemplate(t: ParseTemplate, body: Buffer, view: DataView, table: Sa
     const at = l * PLAN;
     const begin = plan[at]!;
     const keyLen = plan[at + 1]! - begin;
+    const sampleStart = plan[at + 2]!;
     if (pos + keyLen > len) {
       ok = false;
       break;
     }
     if (!equalRange(view, at0 + pos, oldView, oldAt + begin, keyLen)) ok = false;
-    const sampleStart = plan[at + 2]!;
+    if (roll) {
+      plan[at] = pos;
+      plan[at + 1] = pos + keyLen;
+      plan[at + 2] = sampleStart < 0 ? -1 : pos + (sampleStart - begin);
+    }
     if (!ok || sampleStart < 0) {
       pos += keyLen;
       continue;
@@ -425,8 +447,10 @@ export class ExpositionParser {
    * What a later body with the same series can be checked against instead of being parsed (see reparse).
    * Only once the whole body parsed. `shaped` is the result() after the caller renamed (or dropped) families
    * in it, which later checks then give as is; never after the caller rewrote lines (relabel.ts collisions).
+   * `copy` false keeps the parsed body itself as the template's bytes (for a caller that keeps it unchanged
+   * while the template is in use, as a rolling template's owner does; see reparse).
    */
-  template(shaped: ParsedExposition = this.result()): ParseTemplate {
+  template(shaped: ParsedExposition = this.result(), copy = true): ParseTemplate {
     const families = new Map<string, ParsedFamily>();
     // Copies: callers rewrite the families they get; the template keeps them as they are now (and without
     // the body: a match points them into the new body).
@@ -434,7 +458,7 @@ export class ExpositionParser {
     return {
       names: new Set(families.keys()),
       sampleCount: shaped.sampleCount,
-      bytes: copyOf(this.bytes),
+      bytes: copy ? copyOf(this.bytes) : this.bytes,
       plan: this.plan,
       lines: this.planLines,
       table: this.table,

@@ -51,3 +51,20 @@ describe('BodyPool', () => {
     expect(pool.spareSize).toBe(16_384);
   });
 });
+
+describe('BodyLease holds', () => {
+  it('returns a shared body when its last hold is released, each hold once', () => {
+    const pool = new BodyPool(1 << 20);
+    const body = pool.alloc(1000).subarray(0, 1000);
+    const a = pool.lease(body)!;
+    const b = a.share();
+    const c = b.share();
+    a.release();
+    a.release(); // a second release of one hold is not another hold's
+    b.release();
+    expect(pool.spareSize).toBe(0);
+    expect(c.live).toBe(true);
+    c.release();
+    expect(pool.spareSize).toBe(16_384);
+  });
+});

@@ -171,3 +171,49 @@ describe('reparse (checking a body against the previous one of the same producer
     expect([...dropped.families.keys()]).toEqual(['go_threads']);
   });
 });
+
+describe('reparse with roll (the template becomes each body that matches it)', () => {
+  /** `base` with every value replaced by one of the given width, so line positions move between bodies. */
+  const withValues = (k: number): string =>
+    base
+      .replace('} 3\n', `} ${'3'.repeat(k)}\n`)
+      .replace('} 4 1700000000000', `} ${'4'.repeat(1 + ((k * 3) % 5))} 1700000000000`)
+      .replace('h_sum 3.5', `h_sum ${k}.${'5'.repeat(k)}`)
+      .replace('   7', `   ${'7'.repeat(6 - k)}`);
+
+  it('follows bodies whose values change width, each as a full parse gives it, and never reads old bodies', () => {
+    const p = new ExpositionParser(Buffer.from(withValues(1)));
+    p.parseSome(Number.POSITIVE_INFINITY);
+    const t = p.template(p.result(), false);
+    let previous: Buffer | undefined;
+    for (const k of [4, 2, 5, 1, 3]) {
+      const body = Buffer.from(withValues(k));
+      const quick = reparse(t, body, true);
+      expect(quick).toBeDefined();
+      expect(view(quick!)).toEqual(view(parseExposition(withValues(k))));
+      expect(t.bytes).toBe(body);
+      // The body the template was before is no longer read: its owner may reuse it at once.
+      previous?.fill(0x21);
+      previous = body;
+    }
+  });
+
+  it('still declines a body whose fixed parts differ, after rolling', () => {
+    const p = new ExpositionParser(Buffer.from(withValues(1)));
+    p.parseSome(Number.POSITIVE_INFINITY);
+    const t = p.template(p.result(), false);
+    expect(reparse(t, Buffer.from(withValues(3)), true)).toBeDefined();
+    expect(reparse(t, Buffer.from(withValues(2).replace('x="2"', 'x="3"')), true)).toBeUndefined();
+  });
+
+  it('keeps a copy when asked to (the default), so the parsed body may change under it', () => {
+    const first = Buffer.from(withValues(1));
+    const p = new ExpositionParser(first);
+    p.parseSome(Number.POSITIVE_INFINITY);
+    const t = p.template();
+    expect(t.bytes).not.toBe(first);
+    first.fill(0x21);
+    expect(reparse(t, Buffer.from(withValues(2)))).toBeDefined();
+    expect(reparse(t, Buffer.from(withValues(2)))).toBeDefined(); // not rolled: still the first body's copy
+  });
+});
