@@ -376,6 +376,7 @@ export class Collector {
       const chunkParts = await this.chunkParts(chunkLists, aggregated);
       const parts: MergePart[] = [];
       if (aggregated) {
+        await this.slices.turn(); // the outcomes just recorded, then rendering the own registry: a turn between
         const selfPart = await this.selfPart();
         if (selfPart) parts.push(selfPart);
       }
@@ -395,6 +396,7 @@ export class Collector {
       for (const [id, extra] of chunkParts.bySandbox) if (!outcomes.has(id)) parts.push(...extra);
       parts.push(...chunkParts.unlabelled);
 
+      await this.slices.turn();
       const merged = mergeParts(parts);
       for (const c of merged.conflicts) {
         this.deps.self.familyConflictsTotal.inc({ family: c.family });
