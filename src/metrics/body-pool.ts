@@ -8,7 +8,7 @@
  * released by the last response using it. A body never returned (a user that forgets) is simply collected
  * by the GC: the pool only ever loses reuse, never hands out a Buffer still in use.
  */
-import type { BodyStore } from '../shim/http-response';
+import { oversized, type BodyStore } from '../shim/http-response';
 
 /** Sizes handed out are multiples of this (a body that grows a little still fits its old Buffer). */
 export const BODY_GRANULE = 16 * 1024;
@@ -65,7 +65,7 @@ export class BodyPool implements BodyStore {
 
   alloc(min: number): Buffer {
     const need = Math.max(GRANULE, Math.ceil(min / GRANULE) * GRANULE);
-    // Smallest free Buffer that fits (binary search on length).
+    // Binary search on length.
     let lo = 0;
     let hi = this.spare.length;
     while (lo < hi) {
@@ -73,7 +73,8 @@ export class BodyPool implements BodyStore {
       if (this.spare[mid]!.length < need) lo = mid + 1;
       else hi = mid;
     }
-    if (lo < this.spare.length && this.spare[lo]!.length <= need * 2) {
+    // The smallest free Buffer that fits, unless it is much bigger than asked (it would be kept that way).
+    if (lo < this.spare.length && !oversized(this.spare[lo]!.length, min)) {
       const buf = this.spare.splice(lo, 1)[0]!;
       this.spareBytes -= buf.length;
       this.lent.add(buf.buffer as ArrayBuffer);

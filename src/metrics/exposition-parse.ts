@@ -147,6 +147,7 @@ const COMMA = 44;
 
 const EMPTY = Buffer.alloc(0);
 const EMPTY_VIEW = viewOf(EMPTY);
+const EMPTY_TABLE: SampleTable = new Int32Array(0);
 const B_LE = Buffer.from('le');
 const B_QUANTILE = Buffer.from('quantile');
 const B_NAME = Buffer.from('__name__');
@@ -452,9 +453,10 @@ export class ExpositionParser {
    */
   template(shaped: ParsedExposition = this.result(), copy = true): ParseTemplate {
     const families = new Map<string, ParsedFamily>();
-    // Copies: callers rewrite the families they get; the template keeps them as they are now (and without
-    // the body: a match points them into the new body).
-    for (const [name, f] of shaped.families) families.set(name, withBytes(f, EMPTY, EMPTY_VIEW, f.table));
+    // Copies: callers rewrite the families they get; the template keeps them as they are now, without the
+    // body and its table (a match points them into the new body and its table; the template's own table is
+    // `table` below, so the families holding this one would keep a second table per template alive).
+    for (const [name, f] of shaped.families) families.set(name, withBytes(f, EMPTY, EMPTY_VIEW, EMPTY_TABLE));
     return {
       names: new Set(families.keys()),
       sampleCount: shaped.sampleCount,

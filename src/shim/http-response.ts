@@ -35,6 +35,15 @@ export interface BodyStore {
   free(buf: Buffer): void;
 }
 
+/**
+ * Whether a Buffer of `capacity` bytes is too big to keep `bytes` in: more than a quarter (at least 16 KiB)
+ * left over. A body read without a size hint grows by doubling and may end up in a Buffer almost twice its
+ * size; kept (a parse template keeps a shim's last body), that would double the memory of every body.
+ */
+export function oversized(capacity: number, bytes: number): boolean {
+  return capacity - bytes > Math.max(16 * 1024, bytes >>> 2);
+}
+
 /** Longest status line + headers accepted. */
 export const MAX_HEAD_BYTES = 64 * 1024;
 /** Longest chunk-size line (with extensions) accepted. */
@@ -133,8 +142,18 @@ export class HttpResponseReader {
       );
     }
     let body: Buffer;
-    if (this.store) body = this.target ? this.target.subarray(0, this.bodyBytes) : Buffer.alloc(0);
-    else body = this.body.length === 1 ? this.body[0]! : Buffer.concat(this.body, this.bodyBytes);
+    if (this.store) {
+      let target = this.target;
+      if (target !== undefined && oversized(target.length, this.bodyBytes)) {
+        // Move the body into a Buffer that fits (one copy; the next body of this producer gets a size hint).
+        const fitting = this.store.alloc(this.bodyBytes);
+        target.copy(fitting, 0, 0, this.bodyBytes);
+        this.store.free(target);
+        target = fitting;
+        this.target = fitting;
+      }
+      body = target ? target.subarray(0, this.bodyBytes) : Buffer.alloc(0);
+    } else body = this.body.length === 1 ? this.body[0]! : Buffer.concat(this.body, this.bodyBytes);
     return { status: this.status, headers: this.headers, body };
   }
 

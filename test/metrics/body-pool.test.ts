@@ -18,6 +18,16 @@ describe('BodyPool', () => {
     expect(pool.alloc(70_000).buffer).toBe(a.buffer);
   });
 
+  it('does not hand out a free Buffer much bigger than asked for (it would be kept that big)', () => {
+    const pool = new BodyPool(1 << 20);
+    const big = pool.alloc(131_072); // what a 67 KB body read without a size hint grows into
+    pool.free(big);
+    const body = pool.alloc(67_000);
+    expect(body.buffer).not.toBe(big.buffer);
+    expect(body.length).toBe(81_920);
+    expect(pool.alloc(120_000).buffer).toBe(big.buffer); // a body it fits
+  });
+
   it('ignores Buffers it did not lend and double frees', () => {
     const pool = new BodyPool(1 << 20);
     pool.free(Buffer.alloc(100_000));

@@ -1,4 +1,10 @@
-import { HttpResponseError, HttpResponseReader, MAX_HEAD_BYTES } from '../../src/shim/http-response';
+import { BODY_GRANULE, BodyPool } from '../../src/metrics/body-pool';
+import {
+  HttpResponseError,
+  HttpResponseReader,
+  MAX_HEAD_BYTES,
+  oversized,
+} from '../../src/shim/http-response';
 
 /** Feed `raw` split at the given cut points; returns the reader and whether push reported completion. */
 function feed(raw: Buffer, cuts: number[], maxBody = 1 << 20): { reader: HttpResponseReader; done: boolean } {
@@ -116,5 +122,37 @@ describe('HttpResponseReader', () => {
     const head = new HttpResponseReader(10, true);
     expect(head.push(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n'))).toBe(true);
     expect(head.end().body.length).toBe(0);
+  });
+});
+
+describe('HttpResponseReader with a body store', () => {
+  it('ends with the body in a Buffer that fits it, however far it grew without a size hint', () => {
+    const pool = new BodyPool(1 << 22);
+    const text = 'kata_hypervisor_fds{fd="1"} 123456\n'.repeat(1950); // about 67 KB, like a shim body
+    const raw = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${text.length}\r\n\r\n${text}`);
+    const reader = new HttpResponseReader(1 << 20, false, pool);
+    const scratch = Buffer.alloc(4096);
+    for (let at = 0; at < raw.length; at += scratch.length) {
+      const n = raw.copy(scratch, 0, at, at + scratch.length);
+      reader.push(scratch.subarray(0, n)); // the scratch is overwritten by the next read, as on a socket
+    }
+    const res = reader.end();
+    expect(res.body.toString()).toBe(text);
+    // Grown by doubling it sat in a 128 KiB Buffer; it is handed out in one of the pool's granules above it.
+    expect(res.body.buffer.byteLength).toBe(Math.ceil(text.length / BODY_GRANULE) * BODY_GRANULE);
+    expect(oversized(res.body.buffer.byteLength, text.length)).toBe(false);
+    // The Buffers it outgrew went back to the pool.
+    expect(pool.spareSize).toBeGreaterThan(0);
+  });
+});
+
+describe('oversized', () => {
+  it('says a Buffer is too big for a body when more than a quarter (at least 16 KiB) is left over', () => {
+    expect(oversized(128 * 1024, 67_000)).toBe(true);
+    expect(oversized(80 * 1024, 67_000)).toBe(false);
+    expect(oversized(16 * 1024, 10)).toBe(false);
+    expect(oversized(40 * 1024, 10)).toBe(true);
+    expect(oversized(1200 * 1024, 1000 * 1024)).toBe(false);
+    expect(oversized(1300 * 1024, 1000 * 1024 - 60 * 1024)).toBe(true);
   });
 });
