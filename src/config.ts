@@ -134,7 +134,7 @@ export const FLAGS: readonly FlagSpec[] = [
     name: 'small-heap',
     kind: 'bool',
     def: 'true',
-    help: 'keep the V8 heap small: about half the memory for a little more CPU (docs/performance.md)',
+    help: 'keep the V8 heap small: less memory for more CPU (docs/performance.md)',
   },
   { name: 'path.procfs', kind: 'string', def: '/proc', help: 'procfs mount point' },
   { name: 'path.sysfs', kind: 'string', def: '/sys', help: 'sysfs mount point' },
