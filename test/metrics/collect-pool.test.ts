@@ -102,6 +102,51 @@ describe('Collector body reuse', () => {
   });
 });
 
+describe('Collector spare bodies', () => {
+  it('keeps spare Buffers for the bodies in flight, not one per sandbox (the templates hold the rest)', async () => {
+    const root = tmpDir('kcb-');
+    const shims: FakeShim[] = [];
+    /** About 75 KB, like a shim body. */
+    const big = (id: string, v: number): string =>
+      bodyAt(id, v) +
+      bodyAt(`${id}x`, v)
+        .repeat(6)
+        .replace(/# (HELP|TYPE)[^\n]*\n/g, '');
+    try {
+      const ids = Array.from({ length: 30 }, (_, i) => `b${String(i).padStart(2, '0')}`);
+      for (const id of ids) shims.push(await startFakeShim(root, id, { kind: 'body', body: big(id, 1) }));
+      const collector = new Collector({
+        logger: silentLogger,
+        self: createSelfMetrics(BUILD, { defaultMetrics: false }),
+        config: {
+          shimTimeoutMs: 5000,
+          scrapeConcurrency: 3,
+          shimMaxBytes: 1 << 20,
+          scrapeUnsafeShims: false,
+        },
+      });
+      const sbs = shims.map(s => s.sb);
+      for (const v of [1, 2, 3]) {
+        for (const s of shims) s.behaviour = { kind: 'body', body: big(s.sb.id, v) };
+        const c = await collector.collectAll(sbs, 5000);
+        expect([...c.outcomes.values()].every(o => o.ok)).toBe(true);
+        c.release();
+      }
+      expect(big('b00', 3).length).toBeGreaterThan(60_000);
+      expect(collector.spareBodyBytes).toBeGreaterThan(0);
+      // Every sandbox goes: their templates let go of 30 bodies at once. The pool keeps about twice the
+      // requests in flight (6 bodies, within its 1 MiB floor), not one per sandbox (about 2.4 MB).
+      const gone = await collector.collectAll([], 5000);
+      gone.release();
+      expect(collector.spareBodyBytes).toBeGreaterThan(500_000);
+      expect(collector.spareBodyBytes).toBeLessThanOrEqual(1 << 20);
+    } finally {
+      for (const s of shims) await s.close();
+      rmrf(root);
+    }
+  });
+});
+
 describe('Collector source texts', () => {
   it('follows every change of a source text, whether only values moved or its series changed', async () => {
     let text = '';
