@@ -260,13 +260,27 @@ async function runScenario(sc: Scenario): Promise<Row> {
     // The simulator prints its summary once every shim listens.
     await new Promise<void>((resolve, reject) => {
       let buf = '';
-      const onData = (d: Buffer): void => {
-        buf += d.toString();
-        if (buf.includes('\n')) resolve();
+      let settled = false;
+      const done = (err?: Error): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer); // a pending timer would keep the driver alive for up to a minute after the last row
+        sim.off('exit', onExit);
+        if (err) reject(err);
+        else resolve();
       };
+      const onData = (d: Buffer): void => {
+        if (settled) return; // keep reading what the simulator prints later, without keeping it
+        buf += d.toString();
+        if (buf.includes('\n')) done();
+      };
+      const onExit = (code: number | null): void => done(new Error(`kata-sim exited with ${code}`));
+      const timer = setTimeout(
+        () => done(new Error('kata-sim did not print its summary within 60 s')),
+        60000,
+      );
       sim.stdout?.on('data', onData);
-      sim.once('exit', code => reject(new Error(`kata-sim exited with ${code}`)));
-      setTimeout(() => reject(new Error('kata-sim did not print its summary within 60 s')), 60000);
+      sim.once('exit', onExit);
     });
     const sockets = shimSockets(dir);
     const port = await freePort();

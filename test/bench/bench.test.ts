@@ -1,0 +1,57 @@
+/**
+ * The bench driver (dist/bench/bench.js; `npm test` builds dist first), run for real at 10 sandboxes in its
+ * quick mode: the table it writes, and that `--daemon-flag` reaches the daemon. No figure is judged here:
+ * speed is measured by `npm run bench`, never asserted by a test.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { rmrf, tmpDir } from '../helpers/util';
+
+const REPO = path.resolve(__dirname, '..', '..');
+const BENCH = path.join(REPO, 'dist', 'bench', 'bench.js');
+
+function runBench(args: string[]): { status: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, [BENCH, ...args], { cwd: REPO, encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, stderr: r.stderr };
+}
+
+describe('npm run bench', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tmpDir('kbt-');
+  });
+  afterEach(() => rmrf(dir));
+
+  it('writes a results table, and passes --daemon-flag to every daemon it starts', () => {
+    const out = path.join(dir, 'results.md');
+    // With the host collector off, the table's host collection column has nothing to show.
+    const r = runBench(['--sizes', '10', '--quick', '--out', out, '--daemon-flag', '--collect-host=false']);
+    expect(r.status).toBe(0);
+    const md = fs.readFileSync(out, 'utf8');
+    expect(md).toContain('Every daemon also ran with `--collect-host=false`.');
+    const rows = md.split('\n').filter(l => l.startsWith('| healthy |'));
+    expect(rows).toHaveLength(1);
+    const cells = rows[0]!.split('|').map(c => c.trim());
+    const head = md
+      .split('\n')
+      .find(l => l.startsWith('| scenario |'))!
+      .split('|')
+      .map(c => c.trim());
+    const cell = (name: string): string => cells[head.indexOf(name)]!;
+    expect(cell('sandboxes')).toBe('10');
+    expect(cell('sandboxes up')).toBe('10');
+    expect(Number(cell('samples'))).toBeGreaterThan(5000); // about 860 per shim plus the daemon's own
+    expect(cell('plain p50')).toMatch(/^\d+(\.\d)? ms$/);
+    expect(cell('CPU per scrape (plain / gzip)')).toMatch(/^\d+(\.\d)? ms \(\d+ \/ \d+\)$/);
+    expect(cell('peak RSS')).toMatch(/^\d+ MB$/);
+    expect(cell('/healthz p99')).toMatch(/^\d+(\.\d)? ms$/);
+    expect(cell('host collection')).toBe('–');
+  }, 150_000);
+
+  it('refuses an argument it does not know', () => {
+    const r = runBench(['--bogus']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('unknown argument --bogus (accepted: --sizes');
+  });
+});
