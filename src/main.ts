@@ -69,6 +69,7 @@ function defaultExtraSources(
       collectContainerStats: config.collectContainerStats,
       containerIds: criContainerIds(cri, logger),
       shimMaxBytes: 4096,
+      slices,
     });
     const a = agent;
     lifecycle.add('agent-collector', () => a.close());

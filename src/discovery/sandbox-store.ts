@@ -95,11 +95,16 @@ export class SandboxStore {
 
   /** Every sandbox once (effective entries), sorted by id. */
   list(): SandboxInfo[] {
+    return [...this.unique().values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** Every sandbox once (the first root that has it wins), unsorted: for counts, which run on every change. */
+  private unique(): Map<string, SandboxInfo> {
     const seen = new Map<string, SandboxInfo>();
     for (const r of this.roots) {
       for (const [id, info] of this.byRoot.get(r.path) ?? []) if (!seen.has(id)) seen.set(id, info);
     }
-    return [...seen.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return seen;
   }
 
   ids(): string[] {
@@ -123,12 +128,14 @@ export class SandboxStore {
 
   /** Sandboxes CRI has not labelled yet. */
   withoutMetadata(): number {
-    return this.list().filter(s => !this.cri.has(s.id)).length;
+    let n = 0;
+    for (const id of this.unique().keys()) if (!this.cri.has(id)) n++;
+    return n;
   }
 
   countByRuntime(): Record<Runtime, number> {
     const out: Record<Runtime, number> = { go: 0, rs: 0 };
-    for (const s of this.list()) out[s.runtime]++;
+    for (const s of this.unique().values()) out[s.runtime]++;
     return out;
   }
 }

@@ -9,6 +9,7 @@ import {
 import { TtrpcStatusError } from '../../src/agent/ttrpc-client';
 import { KataMonitorError } from '../../src/errors';
 import { silentLogger } from '../../src/log';
+import { CpuSlices } from '../../src/util/cpu-slices';
 import type { CollectContext, ExpositionChunk, ExtraSource, ShimOutcome } from '../../src/metrics/source';
 import { startAgentServer, type SimAgentServer } from '../../src/sim/agent-server';
 import type { SimSandbox } from '../../src/sim/types';
@@ -189,6 +190,14 @@ describe('agent collector', () => {
     // each family header exactly once
     expect(text.match(/# TYPE kata_monitor_guest_container_pids /g)).toHaveLength(1);
     expect(text).not.toContain('kata_monitor_agent_errors_total{');
+  });
+
+  it('writes the per-sandbox text in turns of the CPU slices it is given', async () => {
+    const slices = new CpuSlices(0); // every slice is used up at once: each sandbox takes a turn
+    const src = await setup(3, { slices });
+    const text = own(await collect(src, sims.map(info), Object.fromEntries(sims.map(s => [s.id, OK]))));
+    for (const s of sims) expect(text).toContain(`kata_monitor_agent_up{sandbox_id="${s.id}"`);
+    expect(slices.parked).toBeGreaterThanOrEqual(3);
   });
 
   it('sees containers added and removed between collections (the listing is cached by directory mtime)', async () => {
