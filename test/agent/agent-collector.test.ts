@@ -195,7 +195,13 @@ describe('agent collector', () => {
   it('writes the per-sandbox text in turns of the CPU slices it is given', async () => {
     const slices = new CpuSlices(0); // every slice is used up at once: each sandbox takes a turn
     const src = await setup(3, { slices });
-    const text = own(await collect(src, sims.map(info), Object.fromEntries(sims.map(s => [s.id, OK]))));
+    const text = own(
+      await collect(
+        src,
+        sims.map(s => info(s)),
+        Object.fromEntries(sims.map(s => [s.id, OK])),
+      ),
+    );
     for (const s of sims) expect(text).toContain(`kata_monitor_agent_up{sandbox_id="${s.id}"`);
     expect(slices.parked).toBeGreaterThanOrEqual(3);
   });
