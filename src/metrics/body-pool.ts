@@ -4,9 +4,10 @@
  * Every scrape reads a body per sandbox (6.7 MB at 100 sandboxes). Fresh Buffers for each are external
  * memory V8 only gives back at a full GC, which it starts after tens of MB of growth: the resident set
  * would climb by several scrapes' worth of bodies and each scrape would pay for a mark-compact. Bodies are
- * instead lent from this pool, held by the collection that read them, and returned when that collection is
- * released by the last response using it. A body never returned (a user that forgets) is simply collected
- * by the GC: the pool only ever loses reuse, never hands out a Buffer still in use.
+ * instead lent from this pool and held (BodyLease) by the collection that read them and by their sandbox's
+ * parse template; a body is returned once both let go: the collection when the last response using it is
+ * done, the template when a newer body replaces it. A body never returned (a holder that forgets) is simply
+ * collected by the GC: the pool only ever loses reuse, never hands out a Buffer still in use.
  */
 import { oversized, type BodyStore } from '../shim/http-response';
 
@@ -57,7 +58,7 @@ export class BodyPool implements BodyStore {
   /** @param maxSpareBytes free Buffers kept at most (the rest are left to the GC) */
   constructor(private maxSpareBytes: number) {}
 
-  /** Keep up to this many free bytes (the collector: one body per sandbox). */
+  /** Keep up to this many free bytes (the collector: about the bodies in flight at once). */
   setMaxSpareBytes(n: number): void {
     this.maxSpareBytes = n;
     while (this.spareBytes > n && this.spare.length > 0) this.spareBytes -= this.spare.pop()!.length;
