@@ -102,6 +102,63 @@ describe('Collector body reuse', () => {
   });
 });
 
+describe('Collector rolling templates across a broken body', () => {
+  it('recovers from a body that does not parse: the next good body is parsed in full, the one after checked', async () => {
+    const root = tmpDir('kcr-');
+    const shim = await startFakeShim(root, 'r1', { kind: 'body', body: bodyAt('r1', 1) });
+    try {
+      const self = createSelfMetrics(BUILD, { defaultMetrics: false });
+      const collector = new Collector({
+        logger: silentLogger,
+        self,
+        config: {
+          shimTimeoutMs: 2000,
+          scrapeConcurrency: 4,
+          shimMaxBytes: 1 << 20,
+          scrapeUnsafeShims: false,
+        },
+      });
+      const parses = async (): Promise<Record<string, number>> => {
+        const m = await self.shimBodyParsesTotal.get();
+        return Object.fromEntries(m.values.map(v => [String(v.labels.mode), v.value]));
+      };
+      const step = async (body: string): Promise<{ ok: boolean; text: string }> => {
+        shim.behaviour = { kind: 'body', body };
+        const c = await collector.collectAll([shim.sb], 2000);
+        const r = { ok: c.outcomes.get('r1')!.ok, text: familiesToString(c.families) };
+        c.release();
+        return r;
+      };
+      expect((await step(bodyAt('r1', 1))).ok).toBe(true);
+      expect((await step(bodyAt('r1', 2))).text).toContain(`fd="r1-1",sandbox_id="r1"`);
+      expect(await parses()).toEqual({ full: 1, checked: 1 });
+      // Same lines, but a value that is no number: the check fails (the rolled template is dropped), and the
+      // full parse says where.
+      const bad = bodyAt('r1', 3).replace('} 3039\n', '} 30x39\n');
+      expect(bad).not.toBe(bodyAt('r1', 3));
+      const broken = await step(bad);
+      expect(broken.ok).toBe(false);
+      expect(broken.text).toContain(
+        'kata_monitor_sandbox_scrape_errors_total{sandbox_id="r1",reason="parse"} 1',
+      );
+      // The next good body is parsed in full (no template left), the one after it checked again.
+      const v4 = await step(bodyAt('r1', 4));
+      expect(v4.ok).toBe(true);
+      expect(v4.text).toContain(
+        `kata_hypervisor_fds{fd="r1-1",sandbox_id="r1",cri_uid="",cri_name="",cri_namespace=""} ${4000 + 13 * 4}\n`,
+      );
+      const v5 = await step(bodyAt('r1', 5));
+      expect(v5.text).toContain(
+        `kata_hypervisor_fds{fd="r1-1",sandbox_id="r1",cri_uid="",cri_name="",cri_namespace=""} ${5000 + 13 * 5}\n`,
+      );
+      expect(await parses()).toEqual({ full: 3, checked: 2 });
+    } finally {
+      await shim.close();
+      rmrf(root);
+    }
+  });
+});
+
 describe('Collector spare bodies', () => {
   it('keeps spare Buffers for the bodies in flight, not one per sandbox (the templates hold the rest)', async () => {
     const root = tmpDir('kcb-');
