@@ -3,8 +3,8 @@
  *
  * Node's defaults suit a throughput server: the young generation grows to 16 MB semi-spaces (32 MB resident
  * once a scrape has run) and the old generation is allowed to reach about three times its live data before a
- * full GC. A scrape at 100 sandboxes allocates about 15 MB and promotes a few MB that die at the end of it,
- * so with the defaults the daemon sat at about 200 MB resident with some 20 MB of live heap.
+ * full GC. A scrape at 100 sandboxes allocates 10-15 MB, most of which lives until the scrape ends, so with the
+ * defaults the daemon peaks at 130-220 MB resident with under 20 MB of live heap (docs/performance.md).
  *
  * Both settings are V8 flags that V8 reads whenever it sizes a space, so they take effect when set at
  * startup from inside the process (`v8.setFlagsFromString`); the heap limits V8 fixes when it creates the

@@ -210,7 +210,7 @@ export async function startDaemon(config: Config, overrides: DaemonOverrides = {
   metadataSync.start();
   lifecycle.add('cri-sync', () => metadataSync.stop());
 
-  // One budget of synchronous work per event-loop turn for the shim bodies and the host reads together.
+  // One budget of synchronous work per event-loop turn for the shim bodies and both collectors together.
   const slices = new CpuSlices();
   const metricsHandler =
     overrides.metricsHandler?.({ logger, self, store, config }) ??

@@ -13,7 +13,6 @@ import { oversized, type BodyStore } from '../shim/http-response';
 
 /** Sizes handed out are multiples of this (a body that grows a little still fits its old Buffer). */
 export const BODY_GRANULE = 16 * 1024;
-const GRANULE = BODY_GRANULE;
 
 /**
  * A hold on a lent body. Each hold is released once (later releases of the same hold do nothing); the Buffer
@@ -65,7 +64,7 @@ export class BodyPool implements BodyStore {
   }
 
   alloc(min: number): Buffer {
-    const need = Math.max(GRANULE, Math.ceil(min / GRANULE) * GRANULE);
+    const need = Math.max(BODY_GRANULE, Math.ceil(min / BODY_GRANULE) * BODY_GRANULE);
     // Binary search on length.
     let lo = 0;
     let hi = this.spare.length;

@@ -285,10 +285,11 @@ export class Collector {
     // keep room for twice the shim requests in flight (fetched bodies may wait for their turn to be
     // checked), at the average body size rounded up to the pool's granules. Beyond that a collection
     // allocates, and what comes back beyond the limit is left to the GC.
+    const known = this.lastSize.size;
     let bytes = 0;
-    for (const n of this.lastSize.values()) bytes += n + BODY_GRANULE;
-    const inFlight = Math.min(this.lastSize.size, 2 * this.deps.config.scrapeConcurrency);
-    const perBody = this.lastSize.size > 0 ? bytes / this.lastSize.size : 0;
+    for (const n of this.lastSize.values()) bytes += n;
+    const perBody = known > 0 ? bytes / known + BODY_GRANULE : 0;
+    const inFlight = Math.min(known, 2 * this.deps.config.scrapeConcurrency);
     this.pool.setMaxSpareBytes(Math.max(Math.ceil(inFlight * perBody), 1 << 20));
     return promise;
   }

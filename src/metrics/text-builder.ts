@@ -48,10 +48,7 @@ export class TextBuilder {
 
   family(name: string, type: MetricType, help: string): this {
     if (!this.families.has(name)) {
-      this.families.set(name, {
-        header: `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`,
-        lines: [],
-      });
+      this.families.set(name, { header: familyHeader(name, type, help), lines: [] });
     }
     return this;
   }

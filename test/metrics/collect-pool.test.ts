@@ -1,12 +1,28 @@
-import { Collector, type Collection } from '../../src/metrics/collect';
+import { Collector, type Collection, type CollectorDeps } from '../../src/metrics/collect';
 import { familiesToString } from '../../src/metrics/exposition-write';
-import { createSelfMetrics } from '../../src/metrics/self-metrics';
+import { createSelfMetrics, type SelfMetrics } from '../../src/metrics/self-metrics';
 import { silentLogger } from '../../src/log';
 import { CpuSlices } from '../../src/util/cpu-slices';
 import { rmrf, tmpDir, TEST_BUILD } from '../helpers/util';
 import { startFakeShim, type FakeShim } from './fake-shim';
 
 const BUILD = TEST_BUILD;
+
+/** A collector of fake shims: `scrapeConcurrency` requests at once; `deps` adds or replaces the rest. */
+function testCollector(scrapeConcurrency: number, deps: Partial<CollectorDeps> = {}): Collector {
+  return new Collector({
+    logger: silentLogger,
+    self: createSelfMetrics(BUILD, { defaultMetrics: false }),
+    config: { shimTimeoutMs: 5000, scrapeConcurrency, shimMaxBytes: 1 << 20, scrapeUnsafeShims: false },
+    ...deps,
+  });
+}
+
+/** kata_monitor_shim_body_parses_total by mode. */
+async function parses(self: SelfMetrics): Promise<Record<string, number>> {
+  const m = await self.shimBodyParsesTotal.get();
+  return Object.fromEntries(m.values.map(v => [String(v.labels.mode), v.value]));
+}
 
 /** A body whose values (and their lengths) change with `v`; the series stay the same. */
 function bodyAt(id: string, v: number): string {
@@ -37,15 +53,7 @@ describe('Collector body reuse', () => {
     const ids = ['a1', 'b2', 'c3', 'd4', 'e5'];
     for (const id of ids) shims.push(await startFakeShim(root, id, { kind: 'body', body: bodyAt(id, 1) }));
     const self = createSelfMetrics(BUILD, { defaultMetrics: false });
-    const collector = new Collector({
-      logger: silentLogger,
-      self,
-      config: { shimTimeoutMs: 2000, scrapeConcurrency: 8, shimMaxBytes: 1 << 20, scrapeUnsafeShims: false },
-    });
-    const parses = async (): Promise<Record<string, number>> => {
-      const m = await self.shimBodyParsesTotal.get();
-      return Object.fromEntries(m.values.map(v => [String(v.labels.mode), v.value]));
-    };
+    const collector = testCollector(8, { self });
     const sbs = shims.map(s => s.sb);
     const setVersion = (v: number): void => {
       for (const s of shims) s.behaviour = { kind: 'body', body: bodyAt(s.sb.id, v) };
@@ -56,7 +64,7 @@ describe('Collector body reuse', () => {
     const c0 = await collector.collectAll(sbs, 2000);
     expect(collector.spareBodyBytes).toBe(0);
     c0.release();
-    expect(await parses()).toEqual({ full: 5 });
+    expect(await parses(self)).toEqual({ full: 5 });
     expect(collector.spareBodyBytes).toBe(0);
 
     // A collection checked against the templates, held by two users (two responses sharing it). Each new
@@ -66,7 +74,7 @@ describe('Collector body reuse', () => {
     const p1b = collector.collectAll(sbs, 2000);
     const c1 = await p1;
     expect(await p1b).toBe(c1);
-    expect(await parses()).toEqual({ full: 5, checked: 5 }); // same series, other values: checked
+    expect(await parses(self)).toEqual({ full: 5, checked: 5 }); // same series, other values: checked
     const spare1 = collector.spareBodyBytes;
     expect(spare1).toBeGreaterThan(0);
     const before = text(c1);
@@ -82,7 +90,7 @@ describe('Collector body reuse', () => {
       expect(text(c)).toContain(`} ${v * 1000 + 13 * v}\n`);
       c.release();
     }
-    expect(await parses()).toEqual({ full: 5, checked: 15 });
+    expect(await parses(self)).toEqual({ full: 5, checked: 15 });
     // c1 is still in use: its text is what it was, though its bodies are no longer the templates.
     expect(text(c1)).toBe(before);
 
@@ -108,20 +116,7 @@ describe('Collector rolling templates across a broken body', () => {
     const shim = await startFakeShim(root, 'r1', { kind: 'body', body: bodyAt('r1', 1) });
     try {
       const self = createSelfMetrics(BUILD, { defaultMetrics: false });
-      const collector = new Collector({
-        logger: silentLogger,
-        self,
-        config: {
-          shimTimeoutMs: 2000,
-          scrapeConcurrency: 4,
-          shimMaxBytes: 1 << 20,
-          scrapeUnsafeShims: false,
-        },
-      });
-      const parses = async (): Promise<Record<string, number>> => {
-        const m = await self.shimBodyParsesTotal.get();
-        return Object.fromEntries(m.values.map(v => [String(v.labels.mode), v.value]));
-      };
+      const collector = testCollector(4, { self });
       const step = async (body: string): Promise<{ ok: boolean; text: string }> => {
         shim.behaviour = { kind: 'body', body };
         const c = await collector.collectAll([shim.sb], 2000);
@@ -131,7 +126,7 @@ describe('Collector rolling templates across a broken body', () => {
       };
       expect((await step(bodyAt('r1', 1))).ok).toBe(true);
       expect((await step(bodyAt('r1', 2))).text).toContain(`fd="r1-1",sandbox_id="r1"`);
-      expect(await parses()).toEqual({ full: 1, checked: 1 });
+      expect(await parses(self)).toEqual({ full: 1, checked: 1 });
       // Same lines, but a value that is no number: the check fails (the rolled template is dropped), and the
       // full parse says where.
       const bad = bodyAt('r1', 3).replace('} 3039\n', '} 30x39\n');
@@ -151,7 +146,7 @@ describe('Collector rolling templates across a broken body', () => {
       expect(v5.text).toContain(
         `kata_hypervisor_fds{fd="r1-1",sandbox_id="r1",cri_uid="",cri_name="",cri_namespace=""} ${5000 + 13 * 5}\n`,
       );
-      expect(await parses()).toEqual({ full: 3, checked: 2 });
+      expect(await parses(self)).toEqual({ full: 3, checked: 2 });
     } finally {
       await shim.close();
       rmrf(root);
@@ -172,16 +167,8 @@ describe('Collector spare bodies', () => {
     try {
       const ids = Array.from({ length: 30 }, (_, i) => `b${String(i).padStart(2, '0')}`);
       for (const id of ids) shims.push(await startFakeShim(root, id, { kind: 'body', body: big(id, 1) }));
-      const collector = new Collector({
-        logger: silentLogger,
-        self: createSelfMetrics(BUILD, { defaultMetrics: false }),
-        config: {
-          shimTimeoutMs: 5000,
-          scrapeConcurrency: 3,
-          shimMaxBytes: 1 << 20,
-          scrapeUnsafeShims: false,
-        },
-      });
+      const collector = testCollector(3);
+
       const sbs = shims.map(s => s.sb);
       for (const v of [1, 2, 3]) {
         for (const s of shims) s.behaviour = { kind: 'body', body: big(s.sb.id, v) };
@@ -207,12 +194,10 @@ describe('Collector spare bodies', () => {
 describe('Collector source texts', () => {
   it('follows every change of a source text, whether only values moved or its series changed', async () => {
     let text = '';
-    const collector = new Collector({
-      logger: silentLogger,
-      self: createSelfMetrics(BUILD, { defaultMetrics: false }),
-      config: { shimTimeoutMs: 2000, scrapeConcurrency: 8, shimMaxBytes: 1 << 20, scrapeUnsafeShims: false },
+    const collector = testCollector(8, {
       extraSources: [{ name: 'fake', collect: () => Promise.resolve([{ text }]) }],
     });
+
     const seriesText = (c: Collection): string =>
       familiesToString(c.families.filter(f => f.name.startsWith('src_')));
     const steps: Array<[string, string]> = [
@@ -242,17 +227,8 @@ describe('Collector CPU slices', () => {
       const ids = Array.from({ length: 12 }, (_, i) => `s${String(i).padStart(2, '0')}`);
       for (const id of ids) shims.push(await startFakeShim(root, id, { kind: 'body', body: bodyAt(id, 1) }));
       const slices = new CpuSlices(0); // every slice is used up at once: each piece of work takes a turn
-      const collector = new Collector({
-        logger: silentLogger,
-        self: createSelfMetrics(BUILD, { defaultMetrics: false }),
-        config: {
-          shimTimeoutMs: 2000,
-          scrapeConcurrency: 12,
-          shimMaxBytes: 1 << 20,
-          scrapeUnsafeShims: false,
-        },
-        slices,
-      });
+      const collector = testCollector(12, { slices });
+
       const sbs = shims.map(s => s.sb);
       // The first collection parses every body in full, the second checks them against their templates.
       for (const v of [1, 2]) {
