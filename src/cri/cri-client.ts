@@ -2,54 +2,12 @@
  * One long-lived grpc-js channel to the CRI runtime (`runtime.v1.RuntimeService`, falling back to
  * `runtime.v1alpha2` once the runtime answers UNIMPLEMENTED). Every call has a deadline.
  */
-import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { KataMonitorError } from '../errors';
 import type { CriMetadata } from '../types';
-import { PROTO_DIR } from '../util/proto-path';
+import { criService, type CriApiVersion, type CriMethodName } from './cri-proto';
 
-export type CriApiVersion = 'v1' | 'v1alpha2';
-
-const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-};
-
-interface MethodCodec {
-  path: string;
-  requestSerialize: (v: unknown) => Buffer;
-  responseDeserialize: (b: Buffer) => unknown;
-}
-
-type Methods = Record<'ListPodSandbox' | 'PodSandboxStatus' | 'ListContainers' | 'Version', MethodCodec>;
-
-let cachedMethods: Record<CriApiVersion, Methods> | undefined;
-
-/** Method paths and (de)serializers for both API versions, loaded once from proto/cri. */
-export function loadCriMethods(): Record<CriApiVersion, Methods> {
-  if (cachedMethods) return cachedMethods;
-  const load = (version: CriApiVersion): Methods => {
-    const def = protoLoader.loadSync(path.join(PROTO_DIR, 'cri', `runtime_${version}.proto`), LOADER_OPTIONS);
-    const svc = def[`runtime.${version}.RuntimeService`] as unknown as Record<string, MethodCodec>;
-    const pick = (name: keyof Methods): MethodCodec => {
-      const m = svc[name];
-      if (!m) throw new Error(`proto/cri/runtime_${version}.proto lacks ${name}`);
-      return m;
-    };
-    return {
-      ListPodSandbox: pick('ListPodSandbox'),
-      PodSandboxStatus: pick('PodSandboxStatus'),
-      ListContainers: pick('ListContainers'),
-      Version: pick('Version'),
-    };
-  };
-  cachedMethods = { v1: load('v1'), v1alpha2: load('v1alpha2') };
-  return cachedMethods;
-}
+export type { CriApiVersion } from './cri-proto';
 
 /** The READY filter kata-monitor sends (wire bytes `0a 02 12 00`: filter{ state{ state: READY(0) } }). */
 export const READY_FILTER_REQUEST = { filter: { state: { state: 'SANDBOX_READY' } } };
@@ -97,7 +55,6 @@ export class CriClient {
   private readonly client: grpc.Client;
   private readonly deadlineMs: number;
   private version: CriApiVersion = 'v1';
-  private readonly methods = loadCriMethods();
 
   constructor(opts: CriClientOptions) {
     this.deadlineMs = opts.deadlineMs ?? 2000;
@@ -117,10 +74,10 @@ export class CriClient {
     this.client.close();
   }
 
-  private unary(method: keyof Methods, request: unknown): Promise<unknown> {
+  private unary(method: CriMethodName, request: unknown): Promise<unknown> {
     const call = (version: CriApiVersion): Promise<unknown> =>
       new Promise((resolve, reject) => {
-        const m = this.methods[version][method];
+        const m = criService(version)[method];
         this.client.makeUnaryRequest(
           m.path,
           m.requestSerialize,

@@ -9,12 +9,10 @@
  * per method and per requested sandbox id.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { PROTO_DIR } from '../util/proto-path';
+import { asServiceDefinition, criService, type CriApiVersion } from '../cri/cri-proto';
 
-export type CriApiVersion = 'v1' | 'v1alpha2';
+export type { CriApiVersion } from '../cri/cri-proto';
 export type CriSandboxState = 'SANDBOX_READY' | 'SANDBOX_NOTREADY';
 
 /** One pod sandbox as the CRI runtime knows it. */
@@ -51,23 +49,12 @@ interface StoredEntry extends CriPodEntry {
   addedAt: number;
 }
 
-const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-};
-
-/** Load the RuntimeService definition of one API version. */
+/** A generic client class of one API version's RuntimeService (its `.service` is what the server adds). */
 export function loadRuntimeService(api: CriApiVersion): grpc.ServiceClientConstructor {
-  const def = protoLoader.loadSync(path.join(PROTO_DIR, 'cri', `runtime_${api}.proto`), LOADER_OPTIONS);
-  const pkg = grpc.loadPackageDefinition(def) as unknown as {
-    runtime: Record<string, { RuntimeService: grpc.ServiceClientConstructor }>;
-  };
-  const svc = pkg.runtime[api]?.RuntimeService;
-  if (!svc) throw new Error(`RuntimeService not found in runtime_${api}.proto`);
-  return svc;
+  return grpc.makeGenericClientConstructor(
+    asServiceDefinition(criService(api)),
+    `runtime.${api}.RuntimeService`,
+  );
 }
 
 interface ListRequest {

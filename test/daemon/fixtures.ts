@@ -6,8 +6,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { PROTO_DIR } from '../../src/util/proto-path';
+import { asServiceDefinition, criService } from '../../src/cri/cri-proto';
 import { usableUnixPath } from '../../src/util/unix-path';
 
 export const hexId = (n: number): string => n.toString(16).padStart(64, '0');
@@ -119,18 +118,7 @@ export class FakeCri {
   async start(): Promise<this> {
     const server = new grpc.Server();
     for (const version of this.versions) {
-      const def = protoLoader.loadSync(path.join(PROTO_DIR, 'cri', `runtime_${version}.proto`), {
-        keepCase: true,
-        longs: String,
-        enums: String,
-        defaults: true,
-        oneofs: true,
-      });
-      const pkg = grpc.loadPackageDefinition(def) as unknown as Record<
-        string,
-        Record<string, { RuntimeService: { service: grpc.ServiceDefinition } }>
-      >;
-      const svc = pkg.runtime?.[version]?.RuntimeService.service as grpc.ServiceDefinition;
+      const svc = asServiceDefinition(criService(version));
       const list: Unary = (call, cb) => {
         this.calls.push({ method: 'ListPodSandbox', version });
         const req = call.request as { filter?: { state?: { state?: string } } };
