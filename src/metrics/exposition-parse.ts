@@ -15,6 +15,7 @@
 import { isAscii, isUtf8 } from 'node:buffer';
 import { equalRange, viewOf } from './byte-ops';
 import type { MetricType } from './text-builder';
+import { metricStrings } from '../util/intern';
 
 /** Label names kata-monitor appends; a line already carrying one is flagged (see FLAG_COLLISION). */
 export const RESERVED_LABELS: ReadonlySet<string> = new Set([
@@ -114,7 +115,10 @@ const SUFFIX_BUCKET = 1;
 const SUFFIX_SUM = 2;
 const SUFFIX_COUNT = 3;
 
-const VALID_TYPES: ReadonlySet<string> = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
+/** The valid types, each to its literal (a family keeps the literal, not the string of its body). */
+const VALID_TYPES: ReadonlyMap<string, MetricType> = new Map(
+  (['counter', 'gauge', 'histogram', 'summary', 'untyped'] as const).map(t => [t, t]),
+);
 
 const C_NAME_START = 1;
 const C_NAME = 2;
@@ -529,6 +533,7 @@ export class ExpositionParser {
   private family(name: string): ParsedFamily {
     let f = this.families.get(name);
     if (!f) {
+      name = metricStrings.get(name);
       f = {
         name,
         type: 'untyped',
@@ -575,19 +580,19 @@ export class ExpositionParser {
       checkHelpEscapes(rest, this.lineNo);
       if (f.help !== undefined && f.help !== rest)
         throw new ParseError(this.lineNo, `second HELP line for metric name ${name}`);
-      f.help = rest;
+      f.help = metricStrings.get(rest);
       return;
     }
-    const type = rest.trimEnd();
-    if (!VALID_TYPES.has(type))
-      throw new ParseError(this.lineNo, `unknown metric type ${JSON.stringify(type)}`);
+    const type = VALID_TYPES.get(rest.trimEnd());
+    if (type === undefined)
+      throw new ParseError(this.lineNo, `unknown metric type ${JSON.stringify(rest.trimEnd())}`);
     if (f.typed) {
       // runtime-rs concatenates expositions; tolerate a repeated identical declaration, never a different one.
       if (f.type !== type) throw new ParseError(this.lineNo, `second TYPE line for metric name ${name}`);
       return;
     }
     if (f.count > 0) throw new ParseError(this.lineNo, `TYPE reported after samples for ${name}`);
-    f.type = type as MetricType;
+    f.type = type;
     f.typed = true;
   }
 

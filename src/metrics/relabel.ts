@@ -8,6 +8,7 @@
 import { sandboxLabels, type SandboxInfo } from '../types';
 import { viewOf } from './byte-ops';
 import { escapeLabelValue } from './text-builder';
+import { metricStrings } from '../util/intern';
 import {
   FLAG_BRACES,
   FLAG_COLLISION,
@@ -48,7 +49,7 @@ export function renameRuntimeFamilies(exp: ParsedExposition, prefix = SHIM_RUNTI
       renamed.set(f.name, f);
       continue;
     }
-    const name = prefix + f.name;
+    const name = metricStrings.get(prefix + f.name);
     if (exp.families.has(name)) {
       exp.sampleCount -= f.count;
       continue;
