@@ -31,6 +31,7 @@ import { ServingStatus, type GuestDetailsResponse } from './messages';
 import type { LeanContainerStats } from './stats-decode';
 import { GrpcCode, TtrpcStatusError } from './ttrpc-client';
 import { CpuSlices } from '../util/cpu-slices';
+import { mapLimit } from '../util/map-limit';
 
 export type AgentMetricsMode = 'fallback' | 'always' | 'never';
 
@@ -57,6 +58,8 @@ export interface AgentCollectorOptions {
   deniedRetryMs?: number;
   /** How long GetGuestDetails answers are cached, ms (default 10 minutes). */
   detailsRefreshMs?: number;
+  /** Sandboxes whose agents are asked at the same time (default 32; the daemon passes --scrape-concurrency). */
+  concurrency?: number;
   /** The CPU slices the stats text is written in (the daemon shares one with the shim scrapes; cpu-slices.ts). */
   slices?: CpuSlices;
   /** vsock implementation override (tests); null disables vsock. */
@@ -377,6 +380,7 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
   const detailsRefreshMs = opts.detailsRefreshMs ?? 10 * 60_000;
   const now = opts.now ?? Date.now;
   const slices = opts.slices ?? new CpuSlices();
+  const concurrency = opts.concurrency ?? 32;
   const states = new Map<string, SandboxState>();
   const labelText = new LabelTextCache();
   let closed = false;
@@ -607,13 +611,15 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
       const abort = whenAborted(ctx.signal);
       let results: SandboxResult[];
       try {
-        results = await Promise.all(
-          ctx.sandboxes.map(sb =>
+        results = await mapLimit(
+          ctx.sandboxes,
+          concurrency,
+          sb =>
             collectOne(sb, ctx, abort.promise).catch(err => {
               log.warn('agent collection failed', { sandbox_id: sb.id, err: getErrorMessage(err) });
               return {} as SandboxResult;
             }),
-          ),
+          slices,
         );
       } finally {
         abort.dispose();

@@ -1,11 +1,10 @@
 /**
  * Small-file readers for /proc, /sys and /run (I/O only). The files are memory-backed, so they are read
- * synchronously (cheaper) and callers yield between sandboxes (mapLimit).
+ * synchronously (cheaper) and callers yield between sandboxes (util/map-limit.ts).
  * Failures come back as values with a reason, never as exceptions.
  */
 import * as fs from 'node:fs';
 import { errnoCode, getErrorMessage } from '../errors';
-import { CpuSlices } from '../util/cpu-slices';
 
 /** Why a file could not be used; the `reason` label of `kata_monitor_host_read_errors_total`. */
 export type ReadFailureReason = 'gone' | 'permission_denied' | 'unreadable' | 'parse';
@@ -144,35 +143,6 @@ export function countFds(fdDir: string, bySize: boolean): Promise<ReadResult<num
   } catch (err) {
     return Promise.resolve({ ok: false, reason: failureReason(err), message: getErrorMessage(err) });
   }
-}
-
-/** Longest stretch of work mapLimit does before yielding to the event loop, ms (the reads are synchronous). */
-export const MAP_SLICE_MS = 2;
-
-/**
- * Run `fn` over `items` with at most `limit` in flight; results keep the input order. Every worker takes a
- * turn of `slices` before each item (cpu-slices.ts): a single event-loop turn never holds more than about one
- * slice of synchronous reads, however many workers there are. The daemon passes the slices it shares with
- * the rest of a scrape; without one, the call slices by itself (MAP_SLICE_MS).
- */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-  slices: CpuSlices = new CpuSlices(MAP_SLICE_MS),
-): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (;;) {
-      if (slices.due) await slices.turn();
-      const i = next++;
-      if (i >= items.length) return;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
-  return out;
 }
 
 /**

@@ -3,6 +3,7 @@
  * it keeps working when a shim hangs). An ExtraSource: called once per /metrics collection.
  * Metric catalogue and formulas: docs/host-metrics.md.
  */
+import { mapLimit } from '../util/map-limit';
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import type { Logger } from '../log';
@@ -37,7 +38,6 @@ import {
 import {
   countFds,
   fdCountFromStatWorks,
-  mapLimit,
   OpenFileReader,
   procfsPageSize,
   readParsed,

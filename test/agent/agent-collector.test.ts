@@ -14,7 +14,7 @@ import type { CollectContext, ExpositionChunk, ExtraSource, ShimOutcome } from '
 import { startAgentServer, type SimAgentServer } from '../../src/sim/agent-server';
 import type { SimSandbox } from '../../src/sim/types';
 import type { SandboxInfo } from '../../src/types';
-import { rmrf, tmpDir } from '../helpers/util';
+import { rmrf, tmpDir, waitFor } from '../helpers/util';
 import { simSandbox } from './helpers';
 
 const OK: ShimOutcome = {
@@ -337,6 +337,24 @@ describe('agent collector', () => {
     expect(own(chunks)).toContain(
       `kata_monitor_agent_up{sandbox_id="${a.id}",cri_uid="uid-0",cri_name="pod-0",cri_namespace="default"} 0\n`,
     );
+  });
+
+  it('asks at most `concurrency` agents at a time', async () => {
+    const src = await setup(6, { concurrency: 2, callTimeoutMs: 60_000 });
+    for (const s of sims) s.agentFault = { kind: 'hang' };
+    const asked = (): number => servers.filter(s => s.connections > 0).length;
+    const run = collect(
+      src,
+      sims.map(s => info(s)),
+      {},
+      1500,
+    );
+    await waitFor(() => asked() >= 2);
+    // The two hung agents hold both places until the deadline: nobody else is dialled meanwhile.
+    await new Promise(r => setTimeout(r, 300));
+    expect(asked()).toBe(2);
+    const chunks = await run;
+    for (const s of sims) expect(own(chunks)).toContain(`kata_monitor_agent_up{sandbox_id="${s.id}"`);
   });
 
   it('vsock:// without the addon is reported as vsock_unavailable', async () => {

@@ -2,6 +2,7 @@
  * The host file readers: synchronous small-file reads (short and multi-chunk files, failures as values),
  * fd counting by stat vs by listing, and mapLimit's order, concurrency and yielding.
  */
+import { mapLimit } from '../../src/util/map-limit';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,7 +10,6 @@ import {
   countEntries,
   countFds,
   fdCountFromStatWorks,
-  mapLimit,
   readParsedSync,
   readTextSync,
 } from '../../src/host/fs-read';
