@@ -29,8 +29,11 @@ RUN npm prune --omit=dev --no-audit --no-fund
 FROM ${NODE_IMAGE} AS runtime
 ARG KATA_MONITOR_COMMIT=unknown
 # NODE_ENV=production: express drops its development niceties; KATA_MONITOR_COMMIT feeds
-# kata_monitor_build_info{commit} and `--version` (src/version.ts).
+# kata_monitor_build_info{commit} and `--version` (src/version.ts). MALLOC_MMAP_THRESHOLD_: the C heap
+# half of --small-heap (src/malloc-tuning.ts), which the daemon sets through native/malloc where a compiler
+# built it; this image has none, so glibc takes it from the environment (a DaemonSet env entry overrides it).
 ENV NODE_ENV=production \
+    MALLOC_MMAP_THRESHOLD_=65536 \
     KATA_MONITOR_COMMIT=${KATA_MONITOR_COMMIT}
 WORKDIR /app
 COPY --from=build /src/package.json ./package.json

@@ -7,6 +7,7 @@
 import { ConfigError, parseArgs, usageText, type Config } from './config';
 import { getErrorMessage } from './errors';
 import { applySmallHeap } from './heap-tuning';
+import { applyMallocTuning } from './malloc-tuning';
 import { createLogger } from './log';
 import { versionText } from './version';
 
@@ -29,7 +30,12 @@ export function run(argv: string[]): void {
     process.exit(0);
   }
   const logger = createLogger({ level: config.logLevel });
-  if (config.smallHeap) logger.debug('V8 heap flags set', { flags: applySmallHeap() });
+  if (config.smallHeap) {
+    logger.debug('V8 heap flags set', { flags: applySmallHeap() });
+    const malloc = applyMallocTuning();
+    if (malloc.applied) logger.debug('malloc mmap threshold set', { bytes: malloc.bytes });
+    else logger.debug('malloc mmap threshold left as is', { reason: malloc.reason });
+  }
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded after the heap flags are set
   const { startDaemon } = require('./main') as typeof import('./main');
   startDaemon(config, { logger }).then(

@@ -211,7 +211,7 @@ export interface VsockBinding {
   connect(cid: number, port: number, timeoutMs: number): number;
 }
 
-/** Where the addon is built by `node-gyp rebuild` (or native/vsock/build.sh), relative to src/agent or dist/agent. */
+/** Where the addon is built by `node-gyp rebuild` (or native/build.sh), relative to src/agent or dist/agent. */
 export const VSOCK_ADDON_PATH = path.resolve(
   __dirname,
   '..',

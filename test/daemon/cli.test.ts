@@ -1,6 +1,7 @@
 /**
  * The real binary (`bin/kata-monitor` → dist/cli.js; `npm test` builds dist first).
  */
+import { loadMallocBinding } from '../../src/malloc-tuning';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -125,6 +126,10 @@ describe('kata-monitor binary', () => {
       expect(records.find(r => r.msg === 'V8 heap flags set')?.flags).toEqual([
         '--semi-space-growth-factor=1',
       ]);
+      const malloc = records.find(r => String(r.msg).startsWith('malloc mmap threshold'));
+      if (typeof loadMallocBinding() === 'string')
+        expect(malloc?.msg).toBe('malloc mmap threshold left as is');
+      else expect(malloc).toMatchObject({ msg: 'malloc mmap threshold set', bytes: 65536 });
       expect((records.find(r => r.announce === true)?.config as Record<string, unknown>).small_heap).toBe(
         true,
       );
@@ -133,6 +138,7 @@ describe('kata-monitor binary', () => {
     it('--small-heap=false leaves the V8 defaults alone', async () => {
       const records = await startAndStop([], ['--log-level=debug', '--small-heap=false']);
       expect(records.some(r => r.msg === 'V8 heap flags set')).toBe(false);
+      expect(records.some(r => String(r.msg).startsWith('malloc mmap threshold'))).toBe(false);
       expect((records.find(r => r.announce === true)?.config as Record<string, unknown>).small_heap).toBe(
         false,
       );

@@ -3,6 +3,7 @@
  * stages, base images, the commands (the same ones CI runs), entrypoint, port, and that every
  * COPY source exists (and is not excluded by .dockerignore).
  */
+import { MMAP_THRESHOLD_BYTES, MMAP_THRESHOLD_ENV } from '../../src/malloc-tuning';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO } from './deploy-helpers';
@@ -185,6 +186,14 @@ describe('Dockerfile', () => {
     expect(fs.readFileSync(path.join(REPO, 'bin', 'kata-monitor'), 'utf8')).toContain(
       "require('../dist/cli.js')",
     );
+  });
+
+  it('sets the C heap half of --small-heap in the environment (the image has no compiler for native/malloc)', () => {
+    const env = (stages[1] as Stage).instructions
+      .filter(i => i.op === 'ENV')
+      .map(i => i.args)
+      .join(' ');
+    expect(env).toMatch(new RegExp(`(^|\\s)${MMAP_THRESHOLD_ENV}=${MMAP_THRESHOLD_BYTES}(\\s|$)`));
   });
 
   it('has a HEALTHCHECK on /healthz that needs no shell', () => {
