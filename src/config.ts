@@ -44,7 +44,7 @@ export interface Config {
   readonly shimTimeoutMs: number;
   /** Largest shim response body accepted, bytes. */
   readonly shimMaxBytes: number;
-  /** Most shims scraped (and agents asked) at the same time. */
+  /** Most shims scraped at the same time. */
   readonly scrapeConcurrency: number;
   /** Scrape runtime-rs shims whose hypervisor is known to abort on /metrics (reference §1.6.3). */
   readonly scrapeUnsafeShims: boolean;
@@ -99,12 +99,7 @@ export const FLAGS: readonly FlagSpec[] = [
     def: '64MiB',
     help: 'largest shim response, bytes with optional KiB/MiB/GiB',
   },
-  {
-    name: 'scrape-concurrency',
-    kind: 'string',
-    def: '32',
-    help: 'shims scraped, and agents asked, at the same time (1-10000)',
-  },
+  { name: 'scrape-concurrency', kind: 'string', def: '32', help: 'shims scraped at the same time (1-10000)' },
   {
     name: 'scrape-unsafe-shims',
     kind: 'bool',

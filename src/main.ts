@@ -69,7 +69,6 @@ function defaultExtraSources(
       collectContainerStats: config.collectContainerStats,
       containerIds: criContainerIds(cri, logger),
       shimMaxBytes: 4096,
-      concurrency: config.scrapeConcurrency,
       slices,
     });
     const a = agent;

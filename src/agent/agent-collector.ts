@@ -58,7 +58,11 @@ export interface AgentCollectorOptions {
   deniedRetryMs?: number;
   /** How long GetGuestDetails answers are cached, ms (default 10 minutes). */
   detailsRefreshMs?: number;
-  /** Sandboxes whose agents are asked at the same time (default 32; the daemon passes --scrape-concurrency). */
+  /**
+   * Sandboxes whose agents are asked at the same time (default AGENT_CONCURRENCY). Agent calls are small and
+   * go over connections kept from one collection to the next, and each sandbox's calls follow one another,
+   * so a bound as low as the shims' (32) made 100 sandboxes wait in turns and slowed every scrape.
+   */
   concurrency?: number;
   /** The CPU slices the stats text is written in (the daemon shares one with the shim scrapes; cpu-slices.ts). */
   slices?: CpuSlices;
@@ -67,6 +71,9 @@ export interface AgentCollectorOptions {
   /** Clock (tests). */
   now?: () => number;
 }
+
+/** Default bound on sandboxes whose agents are asked at once: a safety valve for very large nodes. */
+export const AGENT_CONCURRENCY = 256;
 
 export const AGENT_METHOD = {
   getMetrics: 'GetMetrics',
@@ -380,7 +387,7 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
   const detailsRefreshMs = opts.detailsRefreshMs ?? 10 * 60_000;
   const now = opts.now ?? Date.now;
   const slices = opts.slices ?? new CpuSlices();
-  const concurrency = opts.concurrency ?? 32;
+  const concurrency = opts.concurrency ?? AGENT_CONCURRENCY;
   const states = new Map<string, SandboxState>();
   const labelText = new LabelTextCache();
   let closed = false;
