@@ -6,7 +6,6 @@
  * Requests arriving while an aggregated collection runs share it (single flight).
  */
 import { setMaxListeners } from 'node:events';
-import * as path from 'node:path';
 import { getErrorMessage } from '../errors';
 import type { Logger } from '../log';
 import { SHIM_SOCKET_NAME, ShimError, classifyTransportError, shimRequest } from '../shim/shim-client';
@@ -99,10 +98,15 @@ export function isUnsafeToScrape(sb: Pick<SandboxInfo, 'runtime' | 'hypervisor'>
   return sb.runtime === 'rs' && (sb.hypervisor === 'qemu' || sb.hypervisor === 'firecracker');
 }
 
+/** `<dir>/shim-monitor.sock`, joined by hand on the hot path (discovery gives normalized dirs). */
+export function shimSocketPath(dir: string): string {
+  return dir.endsWith('/') ? dir + SHIM_SOCKET_NAME : dir + '/' + SHIM_SOCKET_NAME;
+}
+
 /** The default shim fetch: GET /metrics on `<dir>/shim-monitor.sock`. */
 export function defaultFetchShimMetrics(maxBytes: number): FetchShimMetrics {
   return async (sb, opts) => {
-    const res = await shimRequest(path.join(sb.dir, SHIM_SOCKET_NAME), '/metrics', {
+    const res = await shimRequest(shimSocketPath(sb.dir), '/metrics', {
       timeoutMs: opts.timeoutMs,
       maxBytes,
       signal: opts.signal,
@@ -452,7 +456,7 @@ export class Collector {
       body = await raceSignal(fetched, signal, `shim of sandbox ${sb.id}`);
     } catch (err) {
       const e =
-        err instanceof ShimError ? err : classifyTransportError(err, path.join(sb.dir, SHIM_SOCKET_NAME));
+        err instanceof ShimError ? err : classifyTransportError(err, shimSocketPath(sb.dir));
       return { sb, outcome: failure(e.reason, e.message, Date.now() - t0) };
     } finally {
       this.slots.release();
