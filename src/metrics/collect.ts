@@ -455,8 +455,7 @@ export class Collector {
       });
       body = await raceSignal(fetched, signal, `shim of sandbox ${sb.id}`);
     } catch (err) {
-      const e =
-        err instanceof ShimError ? err : classifyTransportError(err, shimSocketPath(sb.dir));
+      const e = err instanceof ShimError ? err : classifyTransportError(err, shimSocketPath(sb.dir));
       return { sb, outcome: failure(e.reason, e.message, Date.now() - t0) };
     } finally {
       this.slots.release();
