@@ -53,7 +53,7 @@ export interface Config {
   readonly collectHost: boolean;
   /** Serve the /debug/* proxy to the shims (upstream always does; off hides it from scanners and users). */
   readonly enableDebug: boolean;
-  /** Run the process with the small-heap V8 profile (heap-tuning.ts); only `run()` applies it. */
+  /** Run the process with the small-heap profile (heap-tuning.ts, malloc-tuning.ts); only `run()` applies it. */
   readonly smallHeap: boolean;
   readonly procfsPath: string;
   readonly sysfsPath: string;
@@ -134,7 +134,7 @@ export const FLAGS: readonly FlagSpec[] = [
     name: 'small-heap',
     kind: 'bool',
     def: 'true',
-    help: 'keep the V8 heap small: less memory for more CPU (docs/performance.md)',
+    help: 'keep the V8 and C heaps small: less memory for more CPU (docs/performance.md)',
   },
   { name: 'path.procfs', kind: 'string', def: '/proc', help: 'procfs mount point' },
   { name: 'path.sysfs', kind: 'string', def: '/sys', help: 'sysfs mount point' },
