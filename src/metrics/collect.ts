@@ -497,6 +497,7 @@ export class Collector {
       mode => this.deps.self.shimBodyParsesTotal.inc({ mode }),
       renameRuntimeFamilies,
       lease,
+      true, // only resolveLabelCollisions follows, and it leaves shared families alone
     );
   }
 
@@ -505,6 +506,8 @@ export class Collector {
    * renames or drops families of a full parse before its template is made; checked bodies come out shaped.
    * With a `lease` (a pooled body), the template rolls: `body` itself becomes its bytes, held by a share of
    * the lease, and the body it replaces is let go. Without one, the template keeps a copy of the body.
+   * `shared`: a checked body comes out with the template's own families (no copies; reparse), for a caller
+   * that changes none of them.
    */
   private async parseKnown(
     kept: Map<string, Kept>,
@@ -513,12 +516,13 @@ export class Collector {
     count?: (mode: 'full' | 'checked') => void,
     shape?: (exp: ParsedExposition) => void,
     lease?: BodyLease,
+    shared = false,
   ): Promise<ParsedExposition> {
     // Bodies that arrive together are checked in turns, not all in the poll phase that read them.
     if (this.slices.due) await this.slices.turn();
     const old = kept.get(key);
     if (old) {
-      const quick = reparse(old.template, body, lease !== undefined);
+      const quick = reparse(old.template, body, lease !== undefined, shared);
       if (quick) {
         if (lease) {
           old.hold?.release();

@@ -60,18 +60,22 @@ const R = 3;
  */
 export type SampleTable = Int32Array;
 
-export interface ParsedFamily {
+/** Where a family's samples are read: the bytes, a view of them, and the rows pointing into them. */
+export interface SampleSource {
+  /** The UTF-8 bytes the sample offsets point into (a whole body, or lines rebuilt by relabel.ts). */
+  bytes: Buffer;
+  /** byte-ops' viewOf(bytes), made once per body and shared by its families (replaced with `bytes`). */
+  view: DataView;
+  /** The sample rows (see SampleTable); a family's `segs` say which rows are its own. */
+  table: SampleTable;
+}
+
+export interface ParsedFamily extends SampleSource {
   /** Family name (after renaming, when relabel.ts renamed it). */
   name: string;
   type: MetricType;
   /** HELP text as written in the exposition (still escaped), undefined when the body gave none. */
   help: string | undefined;
-  /** The UTF-8 bytes the sample offsets point into (a whole body, or lines rebuilt by relabel.ts). */
-  bytes: Buffer;
-  /** byte-ops' viewOf(bytes), made once per body and shared by its families (replaced with `bytes`). */
-  view: DataView;
-  /** The sample rows (see SampleTable); `segs` says which rows are this family's. */
-  table: SampleTable;
   /** Runs of this family's rows in `table`, as [first, end) pairs, in body order. */
   segs: number[];
   /** Samples in the family (the rows the runs cover). */
@@ -94,6 +98,18 @@ export interface ParsedExposition {
    * drops families (relabel.ts).
    */
   names?: ReadonlySet<string>;
+  /**
+   * Set when the exposition came from reparse with `shared`: the checked body and its rows. Its families are
+   * then the template's own, shared by every body checked against it and never to be changed (relabel.ts
+   * copies one before it rewrites it); they hold no bytes, and their samples are read through this source
+   * (sourceOf).
+   */
+  source?: SampleSource;
+}
+
+/** Where the samples of `f`, a family of `exp`, are read (the family's own bytes, or the checked body's). */
+export function sourceOf(exp: ParsedExposition, f: ParsedFamily): SampleSource {
+  return f.table === EMPTY_TABLE && exp.source !== undefined ? exp.source : f;
 }
 
 export class ParseError extends Error {
@@ -323,13 +339,23 @@ function withBytes(f: ParsedFamily, bytes: Buffer, view: DataView, table: Sample
  * unchanged instead, and lets go of the previous bytes. A check that fails leaves a rolling template
  * unusable: the caller must drop it.
  */
-export function reparse(t: ParseTemplate, body: Buffer, roll = false): ParsedExposition | undefined {
+export function reparse(
+  t: ParseTemplate,
+  body: Buffer,
+  roll = false,
+  shared = false,
+): ParsedExposition | undefined {
   const table = new Int32Array(t.rows * R);
   const view = viewOf(body);
   if (!matchTemplate(t, body, view, table, roll)) return undefined;
   if (roll) {
     t.bytes = body;
     t.table = table;
+  }
+  if (shared) {
+    // No family objects per body: the template's, read through the source (see ParsedExposition.source).
+    const families = t.families as Map<string, ParsedFamily>;
+    return { families, sampleCount: t.sampleCount, names: t.names, source: { bytes: body, view, table } };
   }
   const families = new Map<string, ParsedFamily>();
   for (const [name, f] of t.families) families.set(name, withBytes(f, body, view, table));
@@ -815,25 +841,34 @@ export class ExpositionParser {
   }
 }
 
-/** Call `fn(start, end, meta)` for every sample of a family, in order. */
-export function forEachSample(f: ParsedFamily, fn: (start: number, end: number, meta: number) => void): void {
-  const { table, segs } = f;
+/**
+ * Call `fn(start, end, meta)` for every sample of a family, in order (offsets into `sourceOf(exp, f).bytes`;
+ * `exp` is needed for the families of a shared reparse).
+ */
+export function forEachSample(
+  f: ParsedFamily,
+  fn: (start: number, end: number, meta: number) => void,
+  exp?: ParsedExposition,
+): void {
+  const { table } = exp ? sourceOf(exp, f) : f;
+  const segs = f.segs;
   for (let s = 0; s < segs.length; s += 2) {
     for (let r = segs[s]!; r < segs[s + 1]!; r++) fn(table[r * R]!, table[r * R + 1]!, table[r * R + 2]!);
   }
 }
 
 /** The meta of every sample of a family, in order (tests, diagnostics). */
-export function sampleMetas(f: ParsedFamily): number[] {
+export function sampleMetas(f: ParsedFamily, exp?: ParsedExposition): number[] {
   const out: number[] = [];
-  forEachSample(f, (_s, _e, m) => out.push(m));
+  forEachSample(f, (_s, _e, m) => out.push(m), exp);
   return out;
 }
 
 /** The sample lines of a family as strings (tests, diagnostics; the hot path uses the offsets). */
-export function sampleLines(f: ParsedFamily): string[] {
+export function sampleLines(f: ParsedFamily, exp?: ParsedExposition): string[] {
   const out: string[] = [];
-  forEachSample(f, (s, e) => out.push(f.bytes.toString('utf8', s, e)));
+  const { bytes } = exp ? sourceOf(exp, f) : f;
+  forEachSample(f, (s, e) => out.push(bytes.toString('utf8', s, e)), exp);
   return out;
 }
 

@@ -16,7 +16,7 @@ const ROW = 3;
 const FLAG_BRACES = 1;
 const FLAG_NEED_COMMA = 2;
 import { viewOf } from './byte-ops';
-import type { ParsedFamily } from './exposition-parse';
+import { sourceOf, type SampleSource } from './exposition-parse';
 import type { MergedFamily } from './merge';
 
 /** Build output strings up to about this size before handing them to the stream. */
@@ -115,14 +115,15 @@ const CHUNK_FULL = 1;
  */
 function fillRows(
   out: Fill,
-  family: ParsedFamily,
+  segs: readonly number[],
+  src: SampleSource,
   cur: RowCursor,
   prefix: Buffer,
   sp: SpliceBytes,
   long: (b: Buffer) => void,
 ): number {
-  const { bytes, table, segs } = family;
-  const sv = family.view;
+  const { bytes, table } = src;
+  const sv = src.view;
   const { bare, withComma, asSet } = sp;
   const plen = prefix.length;
   const chunk = out.chunk;
@@ -222,10 +223,11 @@ export function* renderByteChunks(
         prefix = Buffer.from(family.linePrefix, 'latin1'); // names are ASCII
         prefixes.set(family.linePrefix, prefix);
       }
+      const src = sourceOf(part.exposition, family);
       cur.seg = 0;
       cur.row = -1;
       for (;;) {
-        const status = fillRows(out, family, cur, prefix, sp, onLong);
+        const status = fillRows(out, family.segs, src, cur, prefix, sp, onLong);
         // A long line only comes with an empty chunk: nothing written before it is pending.
         while (longLines.length > 0) yield longLines.shift()!;
         if (status === ROWS_DONE) break;

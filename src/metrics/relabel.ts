@@ -18,6 +18,7 @@ import {
   flagsOf,
   forEachSample,
   makeMeta,
+  sourceOf,
   splitOf,
   type ParsedExposition,
   type ParsedFamily,
@@ -147,28 +148,42 @@ export function exportCollidingLabels(line: string, meta: number): { line: strin
 
 /**
  * Apply exportCollidingLabels to every flagged sample of the exposition (in place). A family with such a
- * sample gets its own rebuilt bytes (all its lines, rewritten where needed) and sample table.
+ * sample gets its own rebuilt bytes (all its lines, rewritten where needed) and sample table. The families of
+ * a shared template check (`exp.source`) are not changed: the exposition gets a family map of its own, with a
+ * rewritten copy in place of each such family.
  */
 export function resolveLabelCollisions(exp: ParsedExposition): number {
   let n = 0;
-  for (const f of exp.families.values()) {
-    if (!f.collisions) continue;
+  let own: Map<string, ParsedFamily> | undefined;
+  for (const shared of exp.families.values()) {
+    if (!shared.collisions) continue;
+    const src = sourceOf(exp, shared);
+    let f = shared;
+    if (exp.source !== undefined) {
+      f = { ...shared };
+      own ??= new Map(exp.families);
+      own.set(f.name, f);
+    }
     const lines: string[] = [];
     const metas: number[] = [];
-    forEachSample(f, (start, end, m) => {
-      const line = f.bytes.toString('utf8', start, end);
-      if ((flagsOf(m) & FLAG_COLLISION) === 0) {
-        lines.push(line);
-        metas.push(m);
-        return;
-      }
-      // The parser's split is a byte offset; exportCollidingLabels works on the decoded line.
-      const charSplit = f.bytes.toString('utf8', start, start + splitOf(m)).length;
-      const r = exportCollidingLabels(line, makeMeta(charSplit, flagsOf(m)));
-      lines.push(r.line);
-      metas.push(r.meta);
-      n++;
-    });
+    forEachSample(
+      f,
+      (start, end, m) => {
+        const line = src.bytes.toString('utf8', start, end);
+        if ((flagsOf(m) & FLAG_COLLISION) === 0) {
+          lines.push(line);
+          metas.push(m);
+          return;
+        }
+        // The parser's split is a byte offset; exportCollidingLabels works on the decoded line.
+        const charSplit = src.bytes.toString('utf8', start, start + splitOf(m)).length;
+        const r = exportCollidingLabels(line, makeMeta(charSplit, flagsOf(m)));
+        lines.push(r.line);
+        metas.push(r.meta);
+        n++;
+      },
+      exp,
+    );
     // Offsets in the rebuilt text are byte offsets: a line's split moves by the UTF-8 length of what precedes it.
     const table = new Int32Array(lines.length * ROW);
     const pieces: Buffer[] = [];
@@ -190,6 +205,7 @@ export function resolveLabelCollisions(exp: ParsedExposition): number {
     f.segs = lines.length > 0 ? [0, lines.length] : [];
     f.collisions = false;
   }
+  if (own) exp.families = own;
   return n;
 }
 

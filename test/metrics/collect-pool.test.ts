@@ -154,6 +154,39 @@ describe('Collector rolling templates across a broken body', () => {
   });
 });
 
+describe('Collector shared template families', () => {
+  it('an unreleased collection keeps writing its own values while later ones check newer bodies', async () => {
+    const root = tmpDir('kcs-');
+    const body = (v: number): string => bodyAt('s1', v) + `pl{sandbox_id="inner"} ${v}\n`;
+    const shim = await startFakeShim(root, 's1', { kind: 'body', body: body(1) });
+    try {
+      const self = createSelfMetrics(BUILD, { defaultMetrics: false });
+      const collector = testCollector(4, { self });
+      const collect = async (v: number): Promise<Collection> => {
+        shim.behaviour = { kind: 'body', body: body(v) };
+        return collector.collectAll([shim.sb], 2000);
+      };
+      const labels = 'sandbox_id="s1",cri_uid="",cri_name="",cri_namespace=""';
+      (await collect(1)).release();
+      const held = await collect(2); // checked; not released, like a response still being written
+      const later: Collection[] = [];
+      for (const v of [3, 4, 5]) later.push(await collect(v));
+      expect(await parses(self)).toEqual({ full: 1, checked: 4 });
+      const heldText = familiesToString(held.families);
+      expect(heldText).toContain(`kata_hypervisor_fds{fd="s1-1",${labels}} ${2000 + 13 * 2}\n`);
+      expect(heldText).toContain(`pl{exported_sandbox_id="inner",${labels}} 2\n`);
+      const lastText = familiesToString(later[2]!.families);
+      expect(lastText).toContain(`kata_hypervisor_fds{fd="s1-1",${labels}} ${5000 + 13 * 5}\n`);
+      expect(lastText).toContain(`pl{exported_sandbox_id="inner",${labels}} 5\n`);
+      held.release();
+      for (const c of later) c.release();
+    } finally {
+      await shim.close();
+      rmrf(root);
+    }
+  });
+});
+
 describe('Collector spare bodies', () => {
   it('keeps spare Buffers for the bodies in flight, not one per sandbox (the templates hold the rest)', async () => {
     const root = tmpDir('kcb-');

@@ -5,10 +5,11 @@ import {
   reparse,
   sampleLines,
   sampleMetas,
+  sourceOf,
   type ParseTemplate,
   type ParsedExposition,
 } from '../../src/metrics/exposition-parse';
-import { dropFamilies, renameRuntimeFamilies } from '../../src/metrics/relabel';
+import { dropFamilies, renameRuntimeFamilies, resolveLabelCollisions } from '../../src/metrics/relabel';
 import { goShimBody } from '../../src/sim/metrics-go';
 import { rsShimBody } from '../../src/sim/metrics-rs';
 import { drawSandbox } from '../../src/sim/plan';
@@ -31,8 +32,8 @@ function view(e: ParsedExposition): unknown {
       collisions: f.collisions,
       linePrefix: f.linePrefix,
       count: f.count,
-      lines: sampleLines(f),
-      metas: sampleMetas(f),
+      lines: sampleLines(f, e),
+      metas: sampleMetas(f, e),
     })),
   };
 }
@@ -66,6 +67,37 @@ describe('reparse (checking a body against the previous one of the same producer
     const second = reparse(t, Buffer.from(base))!;
     expect(second.families.get('a_total')!.name).toBe('a_total');
     expect(second.families.get('a_total')!.linePrefix).toBe('');
+  });
+
+  it("shared: gives the template's own families, read through the checked body (equal to a full parse)", () => {
+    const t = templateOf(base);
+    const next = base.replace('} 3\n', '} 30\n').replace('h_sum 3.5', 'h_sum 41');
+    const body = Buffer.from(next);
+    const quick = reparse(t, body, false, true)!;
+    expect(quick.families).toBe(t.families);
+    expect(quick.source?.bytes).toBe(body);
+    expect(view(quick)).toEqual(view(parseExposition(next)));
+    // A later check does not change what an earlier result reads: each keeps its own body and rows.
+    const later = reparse(t, Buffer.from(base.replace('} 3\n', '} 99\n')), false, true)!;
+    expect(sampleLines(later.families.get('a_total')!, later)[0]).toBe('a_total{x="1"} 99');
+    expect(sampleLines(quick.families.get('a_total')!, quick)[0]).toBe('a_total{x="1"} 30');
+    expect(sourceOf(quick, quick.families.get('h')!).table).not.toBe(
+      sourceOf(later, later.families.get('h')!).table,
+    );
+  });
+
+  it("shared: moving colliding labels rewrites a copy, never the template's family", () => {
+    const t = templateOf(base);
+    const quick = reparse(t, Buffer.from(base.replace('   7', '   8')), false, true)!;
+    expect(resolveLabelCollisions(quick)).toBe(1);
+    expect(quick.families).not.toBe(t.families);
+    expect(sampleLines(quick.families.get('m')!, quick)).toEqual(['m{exported_sandbox_id="inner"}   8']);
+    expect(quick.families.get('a_total')).toBe(t.families.get('a_total')); // untouched families stay shared
+    const kept = t.families.get('m')!;
+    expect(kept.collisions).toBe(true);
+    expect(kept.bytes.length).toBe(0);
+    const again = reparse(t, Buffer.from(base.replace('   7', '   9')), false, true)!;
+    expect(sampleLines(again.families.get('m')!, again)).toEqual(['m{sandbox_id="inner"}   9']);
   });
 
   it.each([
