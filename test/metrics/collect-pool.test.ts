@@ -110,16 +110,40 @@ describe('Collector body reuse', () => {
   });
 });
 
+/**
+ * One fake shim `id` and a collector with self metrics of its own; `collect(body)` makes the shim serve `body`
+ * and runs an aggregated collection (the caller releases it). Cleans up after `fn`.
+ */
+async function withOneShim(
+  id: string,
+  fn: (t: { self: SelfMetrics; collect: (body: string) => Promise<Collection> }) => Promise<void>,
+): Promise<void> {
+  const root = tmpDir('kc1-');
+  const shim = await startFakeShim(root, id, { kind: 'body', body: '' });
+  try {
+    const self = createSelfMetrics(BUILD, { defaultMetrics: false });
+    const collector = testCollector(4, { self });
+    await fn({
+      self,
+      collect: body => {
+        shim.behaviour = { kind: 'body', body };
+        return collector.collectAll([shim.sb], 2000);
+      },
+    });
+  } finally {
+    await shim.close();
+    rmrf(root);
+  }
+}
+
+/** The labels the collector gives a sandbox CRI does not know. */
+const unlabelled = (id: string): string => `sandbox_id="${id}",cri_uid="",cri_name="",cri_namespace=""`;
+
 describe('Collector rolling templates across a broken body', () => {
   it('recovers from a body that does not parse: the next good body is parsed in full, the one after checked', async () => {
-    const root = tmpDir('kcr-');
-    const shim = await startFakeShim(root, 'r1', { kind: 'body', body: bodyAt('r1', 1) });
-    try {
-      const self = createSelfMetrics(BUILD, { defaultMetrics: false });
-      const collector = testCollector(4, { self });
+    await withOneShim('r1', async ({ self, collect }) => {
       const step = async (body: string): Promise<{ ok: boolean; text: string }> => {
-        shim.behaviour = { kind: 'body', body };
-        const c = await collector.collectAll([shim.sb], 2000);
+        const c = await collect(body);
         const r = { ok: c.outcomes.get('r1')!.ok, text: familiesToString(c.families) };
         c.release();
         return r;
@@ -139,38 +163,23 @@ describe('Collector rolling templates across a broken body', () => {
       // The next good body is parsed in full (no template left), the one after it checked again.
       const v4 = await step(bodyAt('r1', 4));
       expect(v4.ok).toBe(true);
-      expect(v4.text).toContain(
-        `kata_hypervisor_fds{fd="r1-1",sandbox_id="r1",cri_uid="",cri_name="",cri_namespace=""} ${4000 + 13 * 4}\n`,
-      );
+      expect(v4.text).toContain(`kata_hypervisor_fds{fd="r1-1",${unlabelled('r1')}} ${4000 + 13 * 4}\n`);
       const v5 = await step(bodyAt('r1', 5));
-      expect(v5.text).toContain(
-        `kata_hypervisor_fds{fd="r1-1",sandbox_id="r1",cri_uid="",cri_name="",cri_namespace=""} ${5000 + 13 * 5}\n`,
-      );
+      expect(v5.text).toContain(`kata_hypervisor_fds{fd="r1-1",${unlabelled('r1')}} ${5000 + 13 * 5}\n`);
       expect(await parses(self)).toEqual({ full: 3, checked: 2 });
-    } finally {
-      await shim.close();
-      rmrf(root);
-    }
+    });
   });
 });
 
 describe('Collector shared template families', () => {
   it('an unreleased collection keeps writing its own values while later ones check newer bodies', async () => {
-    const root = tmpDir('kcs-');
-    const body = (v: number): string => bodyAt('s1', v) + `pl{sandbox_id="inner"} ${v}\n`;
-    const shim = await startFakeShim(root, 's1', { kind: 'body', body: body(1) });
-    try {
-      const self = createSelfMetrics(BUILD, { defaultMetrics: false });
-      const collector = testCollector(4, { self });
-      const collect = async (v: number): Promise<Collection> => {
-        shim.behaviour = { kind: 'body', body: body(v) };
-        return collector.collectAll([shim.sb], 2000);
-      };
-      const labels = 'sandbox_id="s1",cri_uid="",cri_name="",cri_namespace=""';
-      (await collect(1)).release();
-      const held = await collect(2); // checked; not released, like a response still being written
+    await withOneShim('s1', async ({ self, collect }) => {
+      const body = (v: number): string => bodyAt('s1', v) + `pl{sandbox_id="inner"} ${v}\n`;
+      const labels = unlabelled('s1');
+      (await collect(body(1))).release();
+      const held = await collect(body(2)); // checked; not released, like a response still being written
       const later: Collection[] = [];
-      for (const v of [3, 4, 5]) later.push(await collect(v));
+      for (const v of [3, 4, 5]) later.push(await collect(body(v)));
       expect(await parses(self)).toEqual({ full: 1, checked: 4 });
       const heldText = familiesToString(held.families);
       expect(heldText).toContain(`kata_hypervisor_fds{fd="s1-1",${labels}} ${2000 + 13 * 2}\n`);
@@ -180,10 +189,7 @@ describe('Collector shared template families', () => {
       expect(lastText).toContain(`pl{exported_sandbox_id="inner",${labels}} 5\n`);
       held.release();
       for (const c of later) c.release();
-    } finally {
-      await shim.close();
-      rmrf(root);
-    }
+    });
   });
 });
 
