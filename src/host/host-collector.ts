@@ -3,7 +3,6 @@
  * it keeps working when a shim hangs). An ExtraSource: called once per /metrics collection.
  * Metric catalogue and formulas: docs/host-metrics.md.
  */
-import { mapLimit } from '../util/map-limit';
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import type { Logger } from '../log';
@@ -60,6 +59,7 @@ import {
   type ProcStatus,
 } from './proc-parse';
 import { CpuSlices } from '../util/cpu-slices';
+import { mapLimit } from '../util/map-limit';
 
 const parseMemoryCurrent = (t: string): number => parseCgroupValue(t, 'memory.current');
 const parseMemoryUsageInBytes = (t: string): number => parseCgroupValue(t, 'memory.usage_in_bytes');

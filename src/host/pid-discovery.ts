@@ -11,10 +11,10 @@
  * different start time means the PID now belongs to another process; the entry is dropped, counted, and that
  * (pid, start time) pair is refused for the sandbox so that a stale file naming the PID cannot bring it back.
  */
-import { mapLimit } from '../util/map-limit';
 import { promises as fsp } from 'node:fs';
 import type { Logger } from '../log';
 import type { SandboxInfo } from '../types';
+import { mapLimit } from '../util/map-limit';
 import { bundleShimPidFile, containerdTaskDir, procFile, vmPidFile } from './host-paths';
 import {
   readParsed,

@@ -490,15 +490,12 @@ export class Collector {
     body: Buffer,
     lease: BodyLease | undefined,
   ): Promise<ParsedExposition> {
-    return this.parseKnown(
-      this.templates,
-      id,
-      body,
-      mode => this.deps.self.shimBodyParsesTotal.inc({ mode }),
-      renameRuntimeFamilies,
+    return this.parseKnown(this.templates, id, body, {
+      count: mode => this.deps.self.shimBodyParsesTotal.inc({ mode }),
+      shape: renameRuntimeFamilies,
       lease,
-      true, // only resolveLabelCollisions follows, and it leaves shared families alone
-    );
+      shared: true, // only resolveLabelCollisions follows, and it leaves shared families alone
+    });
   }
 
   /**
@@ -513,11 +510,14 @@ export class Collector {
     kept: Map<string, Kept>,
     key: string,
     body: Buffer,
-    count?: (mode: 'full' | 'checked') => void,
-    shape?: (exp: ParsedExposition) => void,
-    lease?: BodyLease,
-    shared = false,
+    opts: {
+      count?: (mode: 'full' | 'checked') => void;
+      shape?: (exp: ParsedExposition) => void;
+      lease?: BodyLease;
+      shared?: boolean;
+    } = {},
   ): Promise<ParsedExposition> {
+    const { count, shape, lease, shared = false } = opts;
     // Bodies that arrive together are checked in turns, not all in the poll phase that read them.
     if (this.slices.due) await this.slices.turn();
     const old = kept.get(key);
@@ -632,12 +632,7 @@ export class Collector {
   private async selfPart(): Promise<MergePart | undefined> {
     try {
       const text = await this.deps.self.registry.metrics();
-      const exposition = await this.parseKnown(
-        this.selfTemplate,
-        'self',
-        Buffer.from(text, 'utf8'),
-        undefined,
-      );
+      const exposition = await this.parseKnown(this.selfTemplate, 'self', Buffer.from(text, 'utf8'));
       return { exposition, labels: '', origin: 'self' };
     } catch (err) {
       this.logger.error('own metrics registry could not be rendered; left out', { err });
