@@ -27,6 +27,20 @@ export const MIN_COLLECTION_MS = 100;
  * times the CPU on a 20 MB response (and runs on the libuv pool of a 2-core node).
  */
 export const DEFAULT_GZIP_LEVEL = 1;
+/**
+ * Bytes of text per write to the response (or to the gzip stream in front of it), and between two turns of
+ * the event loop. Every write has a fixed cost: a write request, callbacks and a `drain` wait on a socket; one
+ * compression job, a thread hop, on the libuv pool for gzip. Streaming the 22 MB response of 100 sandboxes
+ * through gzip alone took 68 against 77 ms of CPU (median of six rounds) in 256 KB rather than 64 KB writes;
+ * in the daemon the difference is inside the noise. Filling one takes well under a millisecond, so other
+ * requests still get their turn.
+ */
+export const RESPONSE_CHUNK_BYTES = 256 * 1024;
+const WRITE_OPTIONS = {
+  recycleChunks: true,
+  chunkChars: RESPONSE_CHUNK_BYTES,
+  yieldEveryChars: RESPONSE_CHUNK_BYTES,
+} as const;
 
 const DEFAULT_SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
@@ -204,7 +218,7 @@ export function createMetricsHandler(
       return;
     }
     if (!gzip) {
-      await writeFamilies(families, res, { recycleChunks: true });
+      await writeFamilies(families, res, WRITE_OPTIONS);
       if (!res.destroyed) res.end();
       return;
     }
@@ -215,7 +229,7 @@ export function createMetricsHandler(
         resolve();
       });
     });
-    await writeFamilies(families, gz, { recycleChunks: true });
+    await writeFamilies(families, gz, WRITE_OPTIONS);
     if (!gz.destroyed) gz.end();
     await piped;
   }

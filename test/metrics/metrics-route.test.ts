@@ -8,6 +8,7 @@ import {
   acceptsGzip,
   collectionTimeoutMs,
   createMetricsHandler,
+  RESPONSE_CHUNK_BYTES,
   type MetricsRouteDeps,
 } from '../../src/http/metrics-route';
 import { silentLogger } from '../../src/log';
@@ -194,6 +195,53 @@ describe('/metrics route', () => {
     expect(
       (await get(port, '/metrics', { 'Accept-Encoding': 'identity' })).headers['content-encoding'],
     ).toBeUndefined();
+  });
+
+  it('writes a large response in chunks of up to RESPONSE_CHUNK_BYTES, plain and through gzip', async () => {
+    // Six shims of about 55 KB: a response of about 550 KB once the sandbox labels are in.
+    let body = '# TYPE big_series gauge\n';
+    for (let i = 0; body.length < 55_000; i++) body += `big_series{k="series-${i}"} ${i}\n`;
+    for (let i = 0; i < 6; i++) await shim(`sb-${i}`, { kind: 'body', body });
+    const port = await serve();
+    const plainWrites: number[] = [];
+    const gzipWrites: number[] = [];
+    const resWrite = http.ServerResponse.prototype.write;
+    const gzWrite = zlib.Gzip.prototype.write;
+    // Only the /metrics responses (the fake shims' responses do not say Vary).
+    const plainSpy = jest.spyOn(http.ServerResponse.prototype, 'write').mockImplementation(function (
+      this: http.ServerResponse,
+      ...args: unknown[]
+    ) {
+      if (this.getHeader('vary') === 'Accept-Encoding' && Buffer.isBuffer(args[0]))
+        plainWrites.push(args[0].length);
+      return (resWrite as (...a: unknown[]) => boolean).apply(this, args);
+    });
+    const gzipSpy = jest.spyOn(zlib.Gzip.prototype, 'write').mockImplementation(function (
+      this: zlib.Gzip,
+      ...args: unknown[]
+    ) {
+      if (Buffer.isBuffer(args[0])) gzipWrites.push(args[0].length);
+      return (gzWrite as (...a: unknown[]) => boolean).apply(this, args);
+    });
+    try {
+      const plain = await get(port, '/metrics');
+      const plainChunks = plainWrites.splice(0); // the gzip response writes its output to res too
+      const gz = await get(port, '/metrics', { 'Accept-Encoding': 'gzip' });
+      expect(gz.headers['content-encoding']).toBe('gzip');
+      for (const [writes, r] of [
+        [plainChunks, plain],
+        [gzipWrites, gz],
+      ] as const) {
+        expect(Buffer.byteLength(r.body)).toBeGreaterThan(2 * RESPONSE_CHUNK_BYTES);
+        expect(writes.reduce((a, b) => a + b, 0)).toBe(Buffer.byteLength(r.body));
+        expect(Math.max(...writes)).toBeLessThanOrEqual(RESPONSE_CHUNK_BYTES);
+        // Every chunk but the last is filled to within a line of the size.
+        for (const n of writes.slice(0, -1)) expect(n).toBeGreaterThan(RESPONSE_CHUNK_BYTES - 1024);
+      }
+    } finally {
+      plainSpy.mockRestore();
+      gzipSpy.mockRestore();
+    }
   });
 
   it('filters families by prefix, each once, own families included', async () => {
