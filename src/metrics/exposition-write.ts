@@ -211,8 +211,11 @@ export function* renderByteChunks(
     if (out.pos + headerMax > size && out.pos > 0) yield flush();
     if (headerMax > size) yield Buffer.from(header, 'utf8');
     else out.pos += out.chunk.write(header, out.pos, 'utf8');
-    for (const entry of f.entries) {
-      const { part, family } = entry;
+    // An index loop: for-of made an iterator object per family inside this generator (about 0.3 MB per
+    // scrape at 100 sandboxes).
+    const entries = f.entries;
+    for (let e = 0; e < entries.length; e++) {
+      const { part, family } = entries[e]!;
       let sp = splices.get(part.labels);
       if (sp === undefined) {
         sp = spliceBytes(part.labels);
