@@ -80,19 +80,6 @@ export const SOURCE_GRACE_MS = 100;
 /** Lines parsed between two turns (cpu-slices.ts) of a full parse. */
 export const PARSE_SLICE_LINES = 1000;
 
-const ALL_REASONS: readonly ScrapeErrorReason[] = [
-  'timeout',
-  'refused',
-  'http_status',
-  'parse',
-  'too_large',
-  'gone',
-  'unsafe_skipped',
-  'permission_denied',
-  'unimplemented',
-  'agent_error',
-];
-
 /** runtime-rs shims whose `/metrics` handler reaches a `todo!()` and aborts the shim (and the pod). */
 export function isUnsafeToScrape(sb: Pick<SandboxInfo, 'runtime' | 'hypervisor'>): boolean {
   return sb.runtime === 'rs' && (sb.hypervisor === 'qemu' || sb.hypervisor === 'firecracker');
@@ -212,19 +199,6 @@ function failure(reason: ScrapeErrorReason, message: string, durationMs: number)
   return { ok: false, reason, message, durationMs };
 }
 
-function labelsOf(sb: SandboxInfo): Record<'sandbox_id' | 'cri_uid' | 'cri_name' | 'cri_namespace', string> {
-  return {
-    sandbox_id: sb.id,
-    cri_uid: sb.cri?.uid ?? '',
-    cri_name: sb.cri?.name ?? '',
-    cri_namespace: sb.cri?.namespace ?? '',
-  };
-}
-
-function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
-  return a.cri_uid === b.cri_uid && a.cri_name === b.cri_name && a.cri_namespace === b.cri_namespace;
-}
-
 export class Collector {
   private readonly logger: Logger;
   private readonly fetch: FetchShimMetrics;
@@ -239,8 +213,8 @@ export class Collector {
   private readonly pool = new BodyPool(0);
   /** Per sandbox, the size of its last body (the first Buffer for the next one). */
   private readonly lastSize = new Map<string, number>();
-  /** Label sets under which per-sandbox self metrics were last set, to remove them when a sandbox goes. */
-  private readonly known = new Map<string, Record<string, string>>();
+  /** Sandboxes scraped so far, to drop their templates and sizes when they go. */
+  private readonly known = new Set<string>();
   /**
    * Per sandbox, the template of its last body: the next body with the same series is checked, not parsed.
    * The template is that body itself (rolling), held in the pool.
@@ -631,7 +605,7 @@ export class Collector {
 
   private async selfPart(): Promise<MergePart | undefined> {
     try {
-      const text = await this.deps.self.registry.metrics();
+      const text = (await this.deps.self.registry.metrics()) + this.deps.self.sandboxSeries.render();
       const exposition = await this.parseKnown(this.selfTemplate, 'self', Buffer.from(text, 'utf8'));
       return { exposition, labels: '', origin: 'self' };
     } catch (err) {
@@ -642,21 +616,13 @@ export class Collector {
 
   /** Per-sandbox self metrics; in an aggregated collection also removes the series of vanished sandboxes. */
   private recordOutcomes(results: readonly ShimResult[], aggregated: boolean): void {
-    const m = this.deps.self;
+    const series = this.deps.self.sandboxSeries;
     const current = new Set<string>();
     for (const { sb, outcome } of results) {
       current.add(sb.id);
-      const labels = labelsOf(sb);
-      const prev = this.known.get(sb.id);
-      if (prev && !sameLabels(prev, labels)) {
-        m.sandboxUp.remove(prev);
-        m.sandboxScrapeDurationSeconds.remove(prev);
-      }
-      this.known.set(sb.id, labels);
-      m.sandboxUp.set(labels, outcome.ok ? 1 : 0);
-      m.sandboxScrapeDurationSeconds.set(labels, outcome.durationMs / 1000);
+      this.known.add(sb.id);
+      series.record(sb, outcome);
       if (!outcome.ok) {
-        m.sandboxScrapeErrorsTotal.inc({ sandbox_id: sb.id, reason: outcome.reason });
         const fields = { sandbox_id: sb.id, reason: outcome.reason, err: outcome.message };
         if (outcome.reason === 'gone' || outcome.reason === 'unsafe_skipped') {
           this.logger.debug('sandbox not scraped', fields);
@@ -666,11 +632,9 @@ export class Collector {
       }
     }
     if (!aggregated) return;
-    for (const [id, labels] of this.known) {
+    series.retain(current);
+    for (const id of this.known) {
       if (current.has(id)) continue;
-      m.sandboxUp.remove(labels);
-      m.sandboxScrapeDurationSeconds.remove(labels);
-      for (const reason of ALL_REASONS) m.sandboxScrapeErrorsTotal.remove({ sandbox_id: id, reason });
       this.known.delete(id);
       dropKept(this.templates, id);
       this.lastSize.delete(id);

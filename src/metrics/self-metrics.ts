@@ -4,8 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BuildInfo } from '../version';
-
-const SANDBOX_LABELS = ['sandbox_id', 'cri_uid', 'cri_name', 'cri_namespace'] as const;
+import { SandboxSeries } from './sandbox-series';
 
 export interface SelfMetrics {
   registry: Registry;
@@ -22,9 +21,11 @@ export interface SelfMetrics {
   sandboxesWithoutMetadata: Gauge<string>;
   sandboxRootWatchUp: Gauge<'path'>;
   buildInfo: Gauge<'version' | 'commit' | 'node_version' | 'cri_endpoint'>;
-  sandboxUp: Gauge<(typeof SANDBOX_LABELS)[number]>;
-  sandboxScrapeDurationSeconds: Gauge<(typeof SANDBOX_LABELS)[number]>;
-  sandboxScrapeErrorsTotal: Counter<'sandbox_id' | 'reason'>;
+  /**
+   * kata_monitor_sandbox_up, kata_monitor_sandbox_scrape_duration_seconds and
+   * kata_monitor_sandbox_scrape_errors_total: rendered by us, not by the registry (sandbox-series.ts).
+   */
+  sandboxSeries: SandboxSeries;
   familyConflictsTotal: Counter<'family'>;
   /** ours: shim bodies read, by how: `full` (parsed) or `checked` (against the sandbox's previous body) */
   shimBodyParsesTotal: Counter<'mode'>;
@@ -88,24 +89,7 @@ export function createSelfMetrics(build: BuildInfo, opts: SelfMetricsOptions = {
       labelNames: ['version', 'commit', 'node_version', 'cri_endpoint'],
       registers,
     }),
-    sandboxUp: new Gauge({
-      name: 'kata_monitor_sandbox_up',
-      help: "Whether the sandbox's shim was scraped successfully in the last aggregated scrape.",
-      labelNames: SANDBOX_LABELS,
-      registers,
-    }),
-    sandboxScrapeDurationSeconds: new Gauge({
-      name: 'kata_monitor_sandbox_scrape_duration_seconds',
-      help: "How long the last scrape of the sandbox's shim took, in seconds.",
-      labelNames: SANDBOX_LABELS,
-      registers,
-    }),
-    sandboxScrapeErrorsTotal: new Counter({
-      name: 'kata_monitor_sandbox_scrape_errors_total',
-      help: 'Failed scrapes of a sandbox, by reason.',
-      labelNames: ['sandbox_id', 'reason'],
-      registers,
-    }),
+    sandboxSeries: new SandboxSeries(),
     familyConflictsTotal: new Counter({
       name: 'kata_monitor_family_conflicts_total',
       help: 'Sandboxes whose samples of a family were dropped because they typed it differently than the others.',
