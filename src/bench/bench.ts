@@ -8,6 +8,9 @@
  * - the daemon's CPU time per scrape (utime+stime from /proc/<pid>/stat over the scrapes) and peak RSS (VmHWM);
  * - /healthz latency polled every 10 ms while scrapes run, and the daemon's own event-loop lag p99.
  * Prints a table and writes bench/results.md. Never part of `npm test`.
+ *
+ * `--against DIR` (pair mode) compares this checkout with another built one (DIR/bin/kata-monitor, DIR/dist) on
+ * one simulator instead: see runPair. It prints its table, and writes a file only with `--out`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -51,11 +54,27 @@ interface Row {
   hostCollectionMs: number;
 }
 
-function parseArgs(argv: string[]): { sizes: number[]; out: string; quick: boolean; daemonFlags: string[] } {
+interface Args {
+  sizes: number[];
+  out: string;
+  /** Whether --out was given (pair mode writes a file only then). */
+  outGiven: boolean;
+  quick: boolean;
+  daemonFlags: string[];
+  /** Pair mode: the root of another built checkout (its bin/kata-monitor and dist/) to compare with. */
+  against?: string;
+  /** Pair mode: rounds (one scrape of each daemon per round). */
+  rounds?: number;
+}
+
+function parseArgs(argv: string[]): Args {
   let sizes = [10, 100, 250];
   let out = path.join(ROOT, 'bench', 'results.md');
+  let outGiven = false;
   let quick = false;
   const daemonFlags: string[] = [];
+  let against: string | undefined;
+  let rounds: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--sizes')
@@ -63,15 +82,32 @@ function parseArgs(argv: string[]): { sizes: number[]; out: string; quick: boole
         .split(',')
         .map(Number)
         .filter(n => n > 0);
-    else if (a === '--out') out = path.resolve(argv[++i] ?? out);
-    else if (a === '--quick') quick = true;
+    else if (a === '--out') {
+      out = path.resolve(argv[++i] ?? out);
+      outGiven = true;
+    } else if (a === '--against') against = path.resolve(argv[++i] ?? '');
+    else if (a === '--rounds') {
+      rounds = Number(argv[++i]);
+      if (!Number.isInteger(rounds) || rounds < 2 || rounds > 10000)
+        throw new Error(`--rounds wants a whole number from 2 to 10000, not ${argv[i]}`);
+    } else if (a === '--quick') quick = true;
     else if (a === '--daemon-flag') daemonFlags.push(argv[++i] ?? '');
     else
       throw new Error(
-        `unknown argument ${a} (accepted: --sizes 10,100,250 --out FILE --quick --daemon-flag FLAG ...)`,
+        `unknown argument ${a} (accepted: --sizes 10,100,250 --out FILE --quick --daemon-flag FLAG ... --against DIR --rounds N)`,
       );
   }
-  return { sizes, out, quick, daemonFlags };
+  if (against !== undefined && !fs.existsSync(path.join(against, 'bin', 'kata-monitor')))
+    throw new Error(`--against ${against}: no bin/kata-monitor there (a built checkout is needed)`);
+  return {
+    sizes,
+    out,
+    outGiven,
+    quick,
+    daemonFlags,
+    ...(against !== undefined ? { against } : {}),
+    ...(rounds !== undefined ? { rounds } : {}),
+  };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -199,9 +235,9 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-function startProcess(args: string[], label: string): ChildProcess {
+function startProcess(args: string[], label: string, cwd = ROOT): ChildProcess {
   const child = spawn(process.execPath, args, {
-    cwd: ROOT,
+    cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -249,6 +285,67 @@ function shimSockets(dir: string): string[] {
   return out;
 }
 
+/** Resolves once the simulator printed its summary (every shim listens); rejects if it exits or takes 60 s. */
+function simulatorReady(sim: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let buf = '';
+    let settled = false;
+    const done = (err?: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer); // a pending timer would keep the driver alive for up to a minute after the last row
+      sim.off('exit', onExit);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onData = (d: Buffer): void => {
+      if (settled) return; // keep reading what the simulator prints later, without keeping it
+      buf += d.toString();
+      if (buf.includes('\n')) done();
+    };
+    const onExit = (code: number | null): void => done(new Error(`kata-sim exited with ${code}`));
+    const timer = setTimeout(() => done(new Error('kata-sim did not print its summary within 60 s')), 60000);
+    sim.stdout?.on('data', onData);
+    sim.once('exit', onExit);
+  });
+}
+
+/** The daemon's command line against the simulated node in `dir`. */
+function daemonArgs(dir: string, port: number, flags: readonly string[]): string[] {
+  return [
+    'bin/kata-monitor',
+    '--listen-address',
+    `127.0.0.1:${port}`,
+    '--sandbox-roots',
+    `${path.join(dir, 'vc', 'sbs')},${path.join(dir, 'kata')}`,
+    '--runtime-endpoint',
+    `unix://${path.join(dir, 'cri.sock')}`,
+    '--path.run',
+    dir,
+    '--path.sysfs',
+    path.join(dir, 'sys'),
+    '--log-level',
+    'error',
+    ...flags,
+  ];
+}
+
+/** Resolves once the daemon on `port` lists `sandboxes` sandboxes; throws after 60 s. */
+async function daemonReady(port: number, sandboxes: number): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      const r = await get({ host: '127.0.0.1', port, path: '/sandboxes' }, true);
+      const n = r.body ? r.body.toString().split('\n').filter(Boolean).length : 0;
+      if (r.status === 200 && n >= sandboxes) return;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() - t0 > 60000) throw new Error('daemon did not list every sandbox within 60 s');
+    await sleep(100);
+  }
+}
+
 async function runScenario(sc: Scenario): Promise<Row> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kmb-'));
   nodeDirs.add(dir);
@@ -257,66 +354,12 @@ async function runScenario(sc: Scenario): Promise<Row> {
   const sim = startProcess(simArgs, 'sim');
   let daemon: ChildProcess | undefined;
   try {
-    // The simulator prints its summary once every shim listens.
-    await new Promise<void>((resolve, reject) => {
-      let buf = '';
-      let settled = false;
-      const done = (err?: Error): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer); // a pending timer would keep the driver alive for up to a minute after the last row
-        sim.off('exit', onExit);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onData = (d: Buffer): void => {
-        if (settled) return; // keep reading what the simulator prints later, without keeping it
-        buf += d.toString();
-        if (buf.includes('\n')) done();
-      };
-      const onExit = (code: number | null): void => done(new Error(`kata-sim exited with ${code}`));
-      const timer = setTimeout(
-        () => done(new Error('kata-sim did not print its summary within 60 s')),
-        60000,
-      );
-      sim.stdout?.on('data', onData);
-      sim.once('exit', onExit);
-    });
+    await simulatorReady(sim);
     const sockets = shimSockets(dir);
     const port = await freePort();
-    daemon = startProcess(
-      [
-        'bin/kata-monitor',
-        '--listen-address',
-        `127.0.0.1:${port}`,
-        '--sandbox-roots',
-        `${path.join(dir, 'vc', 'sbs')},${path.join(dir, 'kata')}`,
-        '--runtime-endpoint',
-        `unix://${path.join(dir, 'cri.sock')}`,
-        '--path.run',
-        dir,
-        '--path.sysfs',
-        path.join(dir, 'sys'),
-        '--log-level',
-        'error',
-        ...(sc.flags ?? []),
-      ],
-      'daemon',
-    );
+    daemon = startProcess(daemonArgs(dir, port, sc.flags ?? []), 'daemon');
     const base = { host: '127.0.0.1', port };
-    // Ready when every sandbox is listed.
-    const t0 = Date.now();
-    for (;;) {
-      try {
-        const r = await get({ ...base, path: '/sandboxes' }, true);
-        const n = r.body ? r.body.toString().split('\n').filter(Boolean).length : 0;
-        if (r.status === 200 && n >= sc.sandboxes) break;
-      } catch {
-        /* not listening yet */
-      }
-      if (Date.now() - t0 > 60000) throw new Error('daemon did not list every sandbox within 60 s');
-      await sleep(100);
-    }
+    await daemonReady(port, sc.sandboxes);
     await sleep(1500); // let CRI metadata arrive
 
     // Floor: every shim body at once, discarded.
@@ -425,8 +468,103 @@ function table(rows: Row[]): string {
   );
 }
 
+/** One daemon of a pair: where it runs from, its process, and the CPU of each of its scrapes. */
+interface PairSide {
+  label: string;
+  root: string;
+  port: number;
+  proc?: ChildProcess;
+  plain: number[];
+  gzip: number[];
+}
+
+/**
+ * Pair mode (`--against DIR`): this checkout's daemon and another build's, on one simulator, scraped in turns.
+ * This machine's speed drifts by up to 2x within minutes, so two bench runs of two builds mostly compare two
+ * moments; here every round scrapes both (which one goes first alternates, and so do plain and gzip), and each
+ * scrape's CPU is read from /proc around it, so both see the same moments.
+ */
+async function runPair(args: Args): Promise<string> {
+  const sandboxes = args.sizes.length === 1 ? args.sizes[0]! : 100; // --sizes N picks one size
+  const rounds = args.rounds ?? (args.quick ? 6 : 40);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kmb-'));
+  nodeDirs.add(dir);
+  const sim = startProcess(
+    ['bin/kata-sim', '--dir', dir, '--sandboxes', String(sandboxes), '--seed', '42'],
+    'sim',
+  );
+  const sides: PairSide[] = [
+    { label: 'other', root: args.against!, port: 0, plain: [], gzip: [] },
+    { label: 'this', root: ROOT, port: 0, plain: [], gzip: [] },
+  ];
+  try {
+    await simulatorReady(sim);
+    for (const side of sides) {
+      side.port = await freePort();
+      side.proc = startProcess(daemonArgs(dir, side.port, args.daemonFlags), side.label, side.root);
+    }
+    for (const side of sides) await daemonReady(side.port, sandboxes);
+    await sleep(1500); // let CRI metadata arrive
+    const scrape = (side: PairSide, gz: boolean): Promise<Fetched> =>
+      get({
+        host: '127.0.0.1',
+        port: side.port,
+        path: '/metrics',
+        ...(gz ? { headers: { 'Accept-Encoding': 'gzip' } } : {}),
+      });
+    // Warm-up (JIT, first parses, the simulator's early growth of series), not measured.
+    for (let i = 0; i < (args.quick ? 3 : 12); i++) for (const side of sides) await scrape(side, i % 2 === 1);
+    for (let i = 0; i < rounds; i++) {
+      const gz = i % 2 === 1;
+      const order = i % 4 < 2 ? sides : [...sides].reverse();
+      for (const side of order) {
+        const pid = side.proc!.pid!;
+        const c0 = procCpuMs(pid);
+        const r = await scrape(side, gz);
+        if (r.status !== 200) throw new Error(`${side.label} daemon answered /metrics with HTTP ${r.status}`);
+        (gz ? side.gzip : side.plain).push(procCpuMs(pid) - c0);
+      }
+    }
+    const [other, self] = sides as [PairSide, PairSide];
+    const all = (s: PairSide): number[] => [...s.plain, ...s.gzip];
+    const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+    let lower = 0;
+    const a = all(other);
+    const b = all(self);
+    for (let i = 0; i < a.length; i++) if (b[i]! < a[i]!) lower++;
+    const row = (s: PairSide): string =>
+      `| ${s.label} | \`${s.root}\` | ${fmt(mean(all(s)), 1)} ms | ${fmt(pct(all(s), 50), 0)} ms | ` +
+      `${fmt(mean(s.plain), 1)} ms | ${fmt(mean(s.gzip), 1)} ms | ${fmt(peakRssMb(s.proc!.pid!), 0)} MB |`;
+    return (
+      `Pair run: ${sandboxes} sandboxes, ${rounds} rounds (one scrape of each daemon per round, plain and gzip ` +
+      `alternating)${args.daemonFlags.length > 0 ? `, daemon flags \`${args.daemonFlags.join(' ')}\`` : ''}. ` +
+      `CPU per scrape from /proc (10 ms ticks).\n\n` +
+      '| build | root | CPU per scrape, mean | median | plain mean | gzip mean | peak RSS |\n' +
+      '|---|---|---|---|---|---|---|\n' +
+      `${row(other)}\n${row(self)}\n\n` +
+      `This checkout used less CPU than the other in ${lower} of ${a.length} scrapes ` +
+      `(mean difference ${fmt(mean(b) - mean(a), 1)} ms per scrape).\n`
+    );
+  } finally {
+    for (const side of sides) if (side.proc) await stopProcess(side.proc);
+    await stopProcess(sim);
+    fs.rmSync(dir, { recursive: true, force: true });
+    nodeDirs.delete(dir);
+  }
+}
+
 async function main(): Promise<void> {
-  const { sizes, out, quick, daemonFlags } = parseArgs(process.argv.slice(2));
+  const args = parseArgs(process.argv.slice(2));
+  if (args.against !== undefined) {
+    const md = await runPair(args);
+    process.stdout.write(md);
+    if (args.outGiven) {
+      fs.mkdirSync(path.dirname(args.out), { recursive: true });
+      fs.writeFileSync(args.out, `# Pair run\n\n${md}`);
+    }
+    return;
+  }
+  const { sizes, out, quick, daemonFlags } = args;
   const scenarios: Scenario[] = sizes.map(n => ({
     name: 'healthy',
     sandboxes: n,

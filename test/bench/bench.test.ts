@@ -49,6 +49,37 @@ describe('npm run bench', () => {
     expect(cell('host collection')).toBe('–');
   }, 150_000);
 
+  it('compares this build with another on one simulator in pair mode (--against)', () => {
+    const out = path.join(dir, 'pair.md');
+    const results = path.join(REPO, 'bench', 'results.md');
+    const before = fs.statSync(results).mtimeMs;
+    // This checkout against itself: both daemons are real, each measured around its own scrapes.
+    const r = runBench(['--against', REPO, '--sizes', '10', '--quick', '--rounds', '4', '--out', out]);
+    expect(r.status).toBe(0);
+    const md = fs.readFileSync(out, 'utf8');
+    expect(md).toContain('Pair run: 10 sandboxes, 4 rounds');
+    const rows = md.split('\n').filter(l => /^\| (other|this) \|/.test(l));
+    expect(rows).toHaveLength(2);
+    for (const row of rows) {
+      const cells = row.split('|').map(c => c.trim());
+      expect(cells[2]).toBe(`\`${REPO}\``);
+      expect(cells[3]).toMatch(/^\d+(\.\d)? ms$/);
+      expect(cells[7]).toMatch(/^\d+ MB$/);
+    }
+    expect(md).toMatch(/used less CPU than the other in \d of 4 scrapes/);
+    // Pair mode writes only where --out says: bench/results.md is left alone.
+    expect(fs.statSync(results).mtimeMs).toBe(before);
+  }, 150_000);
+
+  it('refuses --against without a built checkout, and --rounds out of range', () => {
+    const missing = runBench(['--against', path.join(dir, 'nothing-here')]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain('no bin/kata-monitor there');
+    const rounds = runBench(['--against', REPO, '--rounds', '1']);
+    expect(rounds.status).toBe(1);
+    expect(rounds.stderr).toContain('--rounds wants a whole number from 2 to 10000, not 1');
+  });
+
   it('refuses an argument it does not know', () => {
     const r = runBench(['--bogus']);
     expect(r.status).toBe(1);
