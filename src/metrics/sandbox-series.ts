@@ -12,7 +12,7 @@
  */
 import type { SandboxInfo, ScrapeErrorReason } from '../types';
 import { sandboxLabelText } from './relabel';
-import { escapeLabelValue } from './text-builder';
+import { escapeLabelValue, familyHeader, formatValue } from './text-builder';
 
 export const SANDBOX_SERIES_FAMILIES = {
   up: 'kata_monitor_sandbox_up',
@@ -21,15 +21,17 @@ export const SANDBOX_SERIES_FAMILIES = {
 } as const;
 
 const HEADERS = {
-  up:
-    `# HELP ${SANDBOX_SERIES_FAMILIES.up} Whether the sandbox's shim was scraped successfully in the last aggregated scrape.\n` +
-    `# TYPE ${SANDBOX_SERIES_FAMILIES.up} gauge\n`,
-  duration:
-    `# HELP ${SANDBOX_SERIES_FAMILIES.duration} How long the last scrape of the sandbox's shim took, in seconds.\n` +
-    `# TYPE ${SANDBOX_SERIES_FAMILIES.duration} gauge\n`,
-  errors:
-    `# HELP ${SANDBOX_SERIES_FAMILIES.errors} Failed scrapes of a sandbox, by reason.\n` +
-    `# TYPE ${SANDBOX_SERIES_FAMILIES.errors} counter\n`,
+  up: familyHeader(
+    SANDBOX_SERIES_FAMILIES.up,
+    'gauge',
+    "Whether the sandbox's shim was scraped successfully in the last aggregated scrape.",
+  ),
+  duration: familyHeader(
+    SANDBOX_SERIES_FAMILIES.duration,
+    'gauge',
+    "How long the last scrape of the sandbox's shim took, in seconds.",
+  ),
+  errors: familyHeader(SANDBOX_SERIES_FAMILIES.errors, 'counter', 'Failed scrapes of a sandbox, by reason.'),
 };
 
 interface Entry {
@@ -48,14 +50,6 @@ interface Entry {
   errorPrefix: string;
 }
 
-/** Prometheus' text for a sample value (as prom-client writes it). */
-function valueText(v: number): string {
-  if (Number.isNaN(v)) return 'NaN';
-  if (v === Infinity) return '+Inf';
-  if (v === -Infinity) return '-Inf';
-  return String(v);
-}
-
 export class SandboxSeries {
   private readonly entries = new Map<string, Entry>();
   /** Sandbox ids in order, rebuilt on the next render after a sandbox came or went. */
@@ -68,14 +62,13 @@ export class SandboxSeries {
     let e = this.entries.get(sb.id);
     if (!e) {
       e = {
-        labels: '',
+        labels: `{${sandboxLabelText(sb)}} `,
         uid,
         name,
         namespace,
         errors: new Map(),
         errorPrefix: `{sandbox_id="${escapeLabelValue(sb.id)}",reason="`,
       };
-      e.labels = `{${sandboxLabelText(sb)}} `;
       this.entries.set(sb.id, e);
       this.order = undefined;
     } else if (e.uid !== uid || e.name !== name || e.namespace !== namespace) {
@@ -123,7 +116,7 @@ export class SandboxSeries {
       const e = this.entries.get(id)!;
       if (e.up !== undefined) up += SANDBOX_SERIES_FAMILIES.up + e.labels + e.up + '\n';
       if (e.durationSeconds !== undefined)
-        duration += SANDBOX_SERIES_FAMILIES.duration + e.labels + valueText(e.durationSeconds) + '\n';
+        duration += SANDBOX_SERIES_FAMILIES.duration + e.labels + formatValue(e.durationSeconds) + '\n';
       if (e.errors.size > 0) {
         for (const reason of [...e.errors.keys()].sort(byCodeUnit))
           errors += `${SANDBOX_SERIES_FAMILIES.errors}${e.errorPrefix}${reason}"} ${e.errors.get(reason)!}\n`;
