@@ -53,6 +53,12 @@ export interface Config {
   readonly collectHost: boolean;
   /** Serve the /debug/* proxy to the shims (upstream always does; off hides it from scanners and users). */
   readonly enableDebug: boolean;
+  /**
+   * Leave out the daemon's own Node runtime and process families (`kata_monitor_nodejs_*`,
+   * `kata_monitor_process_*`): node_exporter's flag of the same name. Off by default (upstream exports its own
+   * `go_*`/`process_*`); on, the daemon also stops the 10 ms event-loop delay timer behind them.
+   */
+  readonly disableExporterMetrics: boolean;
   /** Run the process with the small-heap profile (heap-tuning.ts, malloc-tuning.ts); only `run()` applies it. */
   readonly smallHeap: boolean;
   readonly procfsPath: string;
@@ -129,6 +135,12 @@ export const FLAGS: readonly FlagSpec[] = [
     kind: 'bool',
     def: 'true',
     help: 'serve /debug/vars and /debug/pprof/* from the shims (false: 404, not listed)',
+  },
+  {
+    name: 'web.disable-exporter-metrics',
+    kind: 'bool',
+    def: 'false',
+    help: "leave out the daemon's own Node runtime and process families (kata_monitor_nodejs_*, kata_monitor_process_*)",
   },
   {
     name: 'small-heap',
@@ -393,6 +405,7 @@ export function parseArgs(
     collectContainerStats: parseBool(get('collect-container-stats'), 'collect-container-stats'),
     collectHost: parseBool(get('collect-host'), 'collect-host'),
     enableDebug: parseBool(get('web.enable-debug'), 'web.enable-debug'),
+    disableExporterMetrics: parseBool(get('web.disable-exporter-metrics'), 'web.disable-exporter-metrics'),
     smallHeap: parseBool(get('small-heap'), 'small-heap'),
     procfsPath: absolute('path.procfs'),
     sysfsPath: absolute('path.sysfs'),
@@ -417,6 +430,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
     collect_container_stats: c.collectContainerStats,
     collect_host: c.collectHost,
     web_enable_debug: c.enableDebug,
+    web_disable_exporter_metrics: c.disableExporterMetrics,
     small_heap: c.smallHeap,
     path_procfs: c.procfsPath,
     path_sysfs: c.sysfsPath,

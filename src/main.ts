@@ -144,7 +144,7 @@ function defaultExists(p: string): boolean {
 export async function startDaemon(config: Config, overrides: DaemonOverrides = {}): Promise<Daemon> {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const build = buildInfo();
-  const self = overrides.self ?? createSelfMetrics(build);
+  const self = overrides.self ?? createSelfMetrics(build, { defaultMetrics: !config.disableExporterMetrics });
   const lifecycle = new Lifecycle(logger);
 
   logger.info('kata-monitor starting', {

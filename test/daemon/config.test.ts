@@ -39,6 +39,7 @@ describe('parseArgs', () => {
     expect(c.agentMetrics).toBe('fallback');
     expect(c.collectContainerStats).toBe(true);
     expect(c.collectHost).toBe(true);
+    expect(c.disableExporterMetrics).toBe(false);
     expect([c.procfsPath, c.sysfsPath, c.runPath]).toEqual(['/proc', '/sys', '/run']);
     expect(Object.isFrozen(c)).toBe(true);
   });
@@ -65,6 +66,7 @@ describe('parseArgs', () => {
     expect(parseArgs(['--scrape-unsafe-shims=true']).scrapeUnsafeShims).toBe(true);
     expect(parseArgs(['--collect-host=false']).collectHost).toBe(false);
     expect(parseArgs(['--collect-container-stats=0']).collectContainerStats).toBe(false);
+    expect(parseArgs(['-web.disable-exporter-metrics']).disableExporterMetrics).toBe(true);
     // the next argument is not a bool value: it is taken as a (bad) positional argument
     expect(configError(['--collect-host', 'false']).message).toMatch(/unexpected argument "false"/);
   });

@@ -288,6 +288,43 @@ describe('daemon variants', () => {
     await waitFor(async () => (await get(daemon!.url + '/sandboxes')).body === hexId(1) + '\n', 1000, 20);
   });
 
+  it('--web.disable-exporter-metrics leaves out the Node runtime and process families, not the kata_monitor ones', async () => {
+    const goRoot = path.join(dir, 'vc', 'sbs');
+    fs.mkdirSync(goRoot, { recursive: true });
+    const families = async (args: string[]): Promise<string[]> => {
+      const config = parseArgs(['--listen-address=127.0.0.1:0', `--sandbox-roots=${goRoot}`, ...args]);
+      const d = await startDaemon(config, { logger: silentLogger, exists: () => false });
+      try {
+        const body = (await get(d.url + '/metrics')).body;
+        return [...body.matchAll(/^# TYPE (\S+)/gm)].map(m => m[1]!);
+      } finally {
+        await d.stop();
+      }
+    };
+    const runtime = (names: string[]): string[] =>
+      names.filter(n => n.startsWith('kata_monitor_nodejs_') || n.startsWith('kata_monitor_process_'));
+
+    const defaults = await families([]);
+    expect(runtime(defaults)).toEqual(
+      expect.arrayContaining([
+        'kata_monitor_process_cpu_seconds_total',
+        'kata_monitor_nodejs_eventloop_lag_p99_seconds',
+      ]),
+    );
+    const without = await families(['-web.disable-exporter-metrics']);
+    expect(runtime(without)).toEqual([]);
+    // everything else the daemon says about itself stays, the four upstream families first
+    expect(without).toEqual(defaults.filter(n => !runtime(defaults).includes(n)));
+    expect(without).toEqual(
+      expect.arrayContaining([
+        'kata_monitor_running_shim_count',
+        'kata_monitor_scrape_count',
+        'kata_monitor_scrape_failed_count',
+        'kata_monitor_scrape_durations_histogram_milliseconds',
+      ]),
+    );
+  });
+
   it('with --web.enable-debug=false, the shim debug proxy is gone: 404, not on the index, no pprof link', async () => {
     const goRoot = path.join(dir, 'vc', 'sbs');
     fs.mkdirSync(goRoot, { recursive: true });
