@@ -83,6 +83,25 @@ export const AGENT_METHOD = {
 } as const;
 type MethodName = (typeof AGENT_METHOD)[keyof typeof AGENT_METHOD];
 
+/** What each method's call gives. */
+interface MethodResult {
+  GetMetrics: string;
+  StatsContainer: LeanContainerStats;
+  GetGuestDetails: GuestDetailsResponse;
+  Check: number;
+}
+
+/** The calls of one sandbox in one collection. */
+interface SandboxCalls {
+  sandboxId: string;
+  st: SandboxState;
+  client: AgentClient | undefined;
+  callOpts: { deadline: number; signal: AbortSignal };
+  fallbackOpts: { deadline: number; signal: AbortSignal };
+  /** A broken transport ends this sandbox's collection: one error, not one per call. */
+  transportFailed: boolean;
+}
+
 /** Valid container id: what containerd / CRI-O use (hex) and what Kata's verify_id accepts. */
 const CONTAINER_ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
@@ -218,6 +237,9 @@ export class LabelTextCache {
   }
 }
 
+/** [op, bytes] pairs by op name (a module-level comparator: see mapWorker in util/map-limit.ts). */
+const byOpName = (x: [string, number], y: [string, number]): number => x[0].localeCompare(y[0]);
+
 /** A container's label set with one more label (`op`, `interface`), rendered once per value into `cache`. */
 function withLabel(c: ContainerLabelText, cache: Map<string, string>, name: string, value: string): string {
   let t = cache.get(value);
@@ -262,7 +284,7 @@ export class ContainerStatsText {
         const op = e.op.toLowerCase();
         ops.set(op, (ops.get(op) ?? 0) + e.value);
       }
-      for (const [op, v] of [...ops].sort((x, y) => x[0].localeCompare(y[0])))
+      for (const [op, v] of [...ops].sort(byOpName))
         this.blkio.line(F.blkio, withLabel(c, c.ops, 'op', op), v);
     }
     for (const n of stats.network) {
@@ -486,6 +508,62 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
   /** Sum of the guest containers' CPU seconds and memory from the last collection that reached the agent. */
   const guestUsageBySandbox = new Map<string, { cpuSeconds: number; memoryBytes: number }>();
 
+  const count = (st: SandboxState, reason: AgentErrorReason): void => {
+    st.errors.set(reason, (st.errors.get(reason) ?? 0) + 1);
+  };
+
+  /** One agent call of `c`'s sandbox (`id`: the container of StatsContainer). */
+  const invoke = <M extends MethodName>(c: SandboxCalls, method: M, id: string): Promise<MethodResult[M]> => {
+    const client = c.client!;
+    switch (method) {
+      case 'Check':
+        return client.check(c.callOpts) as Promise<MethodResult[M]>;
+      case 'GetGuestDetails':
+        return client.guestDetails(c.callOpts) as Promise<MethodResult[M]>;
+      case 'StatsContainer':
+        return client.containerStats(id, c.callOpts) as Promise<MethodResult[M]>;
+      default:
+        return client.getMetrics(c.fallbackOpts) as Promise<MethodResult[M]>;
+    }
+  };
+
+  /**
+   * Make one call unless the sandbox's transport broke in this collection or the method is backed off; a
+   * failure is counted (once per broken transport) and gives undefined. A collector-level function, not a
+   * closure per sandbox: see mapWorker in util/map-limit.ts.
+   */
+  const attempt = async <M extends MethodName>(
+    c: SandboxCalls,
+    method: M,
+    id = '',
+  ): Promise<MethodResult[M] | undefined> => {
+    const st = c.st;
+    if (c.transportFailed) return undefined;
+    if ((st.backoff.get(method) ?? 0) > now()) return undefined;
+    try {
+      const v = await invoke(c, method, id);
+      st.backoff.delete(method);
+      return v;
+    } catch (err) {
+      if (
+        err instanceof TtrpcStatusError &&
+        err.grpcCode === GrpcCode.NOT_FOUND &&
+        method === 'StatsContainer'
+      ) {
+        return undefined; // the container went away between listing and asking
+      }
+      const reason = agentErrorReason(err);
+      if (reason === 'permission_denied' || reason === 'unimplemented') {
+        st.backoff.set(method, now() + deniedRetryMs);
+      } else if (!(err instanceof TtrpcStatusError)) {
+        c.transportFailed = true;
+      }
+      count(st, reason);
+      log.debug('agent call failed', { sandbox_id: c.sandboxId, method, reason, err: getErrorMessage(err) });
+      return undefined;
+    }
+  };
+
   async function collectOne(
     sb: SandboxInfo,
     ctx: CollectContext,
@@ -495,42 +573,13 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
     const result: SandboxResult = {};
     // Health, details and container stats run beside the shim scrapes and keep to their deadline; only the
     // fallback GetMetrics, which can start only once the shim failed, may use the collection's longer one.
-    const callOpts = { deadline: ctx.shimDeadline ?? ctx.deadline, signal: ctx.signal };
-    const fallbackOpts = { deadline: ctx.deadline, signal: ctx.signal };
-    // A broken transport ends this sandbox's collection: one error, not one per call.
-    let transportFailed = false;
-    const count = (reason: AgentErrorReason): void => {
-      st.errors.set(reason, (st.errors.get(reason) ?? 0) + 1);
-    };
-    const attempt = async <T>(
-      method: MethodName,
-      client: AgentClient,
-      fn: () => Promise<T>,
-    ): Promise<T | undefined> => {
-      if (transportFailed) return undefined;
-      if ((st.backoff.get(method) ?? 0) > now()) return undefined;
-      try {
-        const v = await fn();
-        st.backoff.delete(method);
-        return v;
-      } catch (err) {
-        if (
-          err instanceof TtrpcStatusError &&
-          err.grpcCode === GrpcCode.NOT_FOUND &&
-          method === 'StatsContainer'
-        ) {
-          return undefined; // the container went away between listing and asking
-        }
-        const reason = agentErrorReason(err);
-        if (reason === 'permission_denied' || reason === 'unimplemented') {
-          st.backoff.set(method, now() + deniedRetryMs);
-        } else if (!(err instanceof TtrpcStatusError)) {
-          transportFailed = true;
-        }
-        count(reason);
-        log.debug('agent call failed', { sandbox_id: sb.id, method, reason, err: getErrorMessage(err) });
-        return undefined;
-      }
+    const c: SandboxCalls = {
+      sandboxId: sb.id,
+      st,
+      client: undefined,
+      callOpts: { deadline: ctx.shimDeadline ?? ctx.deadline, signal: ctx.signal },
+      fallbackOpts: { deadline: ctx.deadline, signal: ctx.signal },
+      transportFailed: false,
     };
 
     const wantMetricsNow = mode === 'always';
@@ -540,7 +589,7 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
 
     const url = await agentUrlOf(sb, st, ctx.signal);
     if (!url) {
-      count('unreachable');
+      count(st, 'unreachable');
       result.up = 0;
       return result;
     }
@@ -548,19 +597,20 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
     try {
       client = clientFor(st, url);
     } catch (err) {
-      count(agentErrorReason(err));
+      count(st, agentErrorReason(err));
       result.up = 0;
       return result;
     }
 
     const checkBackedOff = (st.backoff.get('Check') ?? 0) > now();
-    const status = await attempt('Check', client, () => client.check(callOpts));
+    c.client = client;
+    const status = await attempt(c, 'Check');
     const checkDeniedNow = !checkBackedOff && (st.backoff.get('Check') ?? 0) > now();
     // A Check the agent policy refuses says nothing about health: no agent_up sample then.
     if (!checkBackedOff && !checkDeniedNow) result.up = status === ServingStatus.SERVING ? 1 : 0;
 
     if (!st.details || now() - st.details.at > detailsRefreshMs) {
-      const d = await attempt('GetGuestDetails', client, () => client.guestDetails(callOpts));
+      const d = await attempt(c, 'GetGuestDetails');
       if (d) st.details = { value: d, at: now() };
     }
     result.details = st.details?.value;
@@ -571,7 +621,7 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
       let cpuSeconds = 0;
       let memoryBytes = 0;
       for (const id of ids) {
-        const s = await attempt('StatsContainer', client, () => client.containerStats(id, callOpts));
+        const s = await attempt(c, 'StatsContainer', id);
         if (!s) continue;
         got.push([id, s]);
         cpuSeconds += (s.cpuTotalNs ?? 0) / 1e9;
@@ -593,7 +643,7 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
       }
       const shimFailed = outcome !== undefined && !outcome.ok;
       if (wantMetricsNow || shimFailed) {
-        const text = await attempt('GetMetrics', client, () => client.getMetrics(fallbackOpts));
+        const text = await attempt(c, 'GetMetrics');
         if (text !== undefined) {
           result.chunk = { text, sandbox: sb };
           if (outcome?.ok) result.chunk.skipFamilies = outcome.families;
@@ -602,6 +652,19 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
     }
     return result;
   }
+
+  /** collectOne that never rejects (made once: see mapWorker in util/map-limit.ts). */
+  const collectSafely = async (
+    sb: SandboxInfo,
+    a: { ctx: CollectContext; cancelled: Promise<never> },
+  ): Promise<SandboxResult> => {
+    try {
+      return await collectOne(sb, a.ctx, a.cancelled);
+    } catch (err) {
+      log.warn('agent collection failed', { sandbox_id: sb.id, err: getErrorMessage(err) });
+      return {};
+    }
+  };
 
   return {
     name: 'agent',
@@ -618,16 +681,10 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
       const abort = whenAborted(ctx.signal);
       let results: SandboxResult[];
       try {
-        results = await mapLimit(
-          ctx.sandboxes,
-          concurrency,
-          sb =>
-            collectOne(sb, ctx, abort.promise).catch(err => {
-              log.warn('agent collection failed', { sandbox_id: sb.id, err: getErrorMessage(err) });
-              return {} as SandboxResult;
-            }),
-          slices,
-        );
+        results = await mapLimit(ctx.sandboxes, concurrency, collectSafely, slices, {
+          ctx,
+          cancelled: abort.promise,
+        });
       } finally {
         abort.dispose();
       }

@@ -14,6 +14,9 @@ export type StoreEvent =
   { type: 'added'; id: string } | { type: 'removed'; id: string } | { type: 'labelled'; id: string };
 export type StoreListener = (ev: StoreEvent) => void;
 
+/** By sandbox id (module-level: a comparator made per call is compiled again after a full GC; map-limit.ts). */
+const byId = (a: SandboxInfo, b: SandboxInfo): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
 export class SandboxStore {
   /** Roots in precedence order. */
   private readonly roots: readonly SandboxRoot[];
@@ -95,7 +98,7 @@ export class SandboxStore {
 
   /** Every sandbox once (effective entries), sorted by id. */
   list(): SandboxInfo[] {
-    return [...this.unique().values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return [...this.unique().values()].sort(byId);
   }
 
   /** Every sandbox once (the first root that has it wins), unsorted: for counts, which run on every change. */

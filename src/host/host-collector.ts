@@ -228,6 +228,10 @@ function declareFamilies(b: LineBuilder, ownInvalid: boolean): void {
 /** family, rendered labels, value: flat triples in the order they were produced. */
 type Sink = unknown[];
 
+/** Found processes in COMPONENTS order. */
+const byComponent = (a: { component: Component }, b: { component: Component }): number =>
+  COMPONENTS.indexOf(a.component) - COMPONENTS.indexOf(b.component);
+
 interface RecordedCache {
   mtimeMs: number;
   size: number;
@@ -259,6 +263,8 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
   const openFiles = pageSize === undefined ? undefined : new OpenFileReader();
   const readProc = <T>(file: string, parse: (t: string) => T): ReturnType<typeof readParsedSync<T>> =>
     openFiles ? openFiles.readParsed(file, parse) : readParsedSync(file, parse);
+  // Callbacks of the per-sandbox work are made once here, not per call: see mapWorker in util/map-limit.ts.
+  const parseStatm = (t: string): ReturnType<typeof parseProcStatm> => parseProcStatm(t, pageSize!);
   /** Rendered label sets per sandbox id, re-rendered when a label value changes. */
   const labelText = new Map<string, SandboxLabelText>();
   const labelsOf = (sb: SandboxInfo): SandboxLabelText => {
@@ -416,14 +422,14 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
       if (proc) res.processes.push({ component, proc });
       else res.misses.push(component);
     }
-    res.processes.sort((a, b) => COMPONENTS.indexOf(a.component) - COMPONENTS.indexOf(b.component));
+    res.processes.sort(byComponent);
     return res;
   }
 
   /** Memory and threads of a process: from statm + the stat read before (real procfs) or from status. */
   function readMemory(proc: LiveProcess): ReturnType<typeof readParsedSync<ProcStatus>> {
     if (pageSize === undefined) return readParsedSync(procFile(procfs, proc.pid, 'status'), parseProcStatus);
-    const r = readProc(procFile(procfs, proc.pid, 'statm'), t => parseProcStatm(t, pageSize));
+    const r = readProc(procFile(procfs, proc.pid, 'statm'), parseStatm);
     if (!r.ok) return r;
     const out: ProcStatus = { threads: proc.stat.numThreads };
     if (r.value.residentBytes !== undefined) out.residentBytes = r.value.residentBytes;
@@ -491,17 +497,26 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
     version: CgroupVersion,
     hf: HostFacts,
   ): Promise<void> {
-    const rels = [recorded?.sandboxCgroupPath, recorded?.overheadCgroupPath]
-      .map(p => (p === undefined ? undefined : cgroupRelativePath(p)))
-      .filter((p): p is string => p !== undefined);
-    const unique = [...new Set(rels)];
-    if (unique.length === 0) return; // runtime-rs records none; nothing to read
-    const parts = unique.map(rel => readCgroup(version, rel));
+    const sandboxRel =
+      recorded?.sandboxCgroupPath === undefined ? undefined : cgroupRelativePath(recorded.sandboxCgroupPath);
+    const overheadRel =
+      recorded?.overheadCgroupPath === undefined
+        ? undefined
+        : cgroupRelativePath(recorded.overheadCgroupPath);
+    const parts: { cpuSeconds?: number; workingSetBytes?: number }[] = [];
+    if (sandboxRel !== undefined) parts.push(readCgroup(version, sandboxRel));
+    if (overheadRel !== undefined && overheadRel !== sandboxRel) parts.push(readCgroup(version, overheadRel));
+    if (parts.length === 0) return; // runtime-rs records none; nothing to read
     const atMs = now();
     const labels = labelsOf(sb).pod;
     const guest = guestOf(sb.id);
-    if (parts.every(p => p.cpuSeconds !== undefined)) {
-      const cpu = parts.reduce((s, p) => s + p.cpuSeconds!, 0);
+    let cpu: number | undefined = 0;
+    let mem: number | undefined = 0;
+    for (const p of parts) {
+      cpu = cpu === undefined || p.cpuSeconds === undefined ? undefined : cpu + p.cpuSeconds;
+      mem = mem === undefined || p.workingSetBytes === undefined ? undefined : mem + p.workingSetBytes;
+    }
+    if (cpu !== undefined) {
       if (cpuGrowthOk(sb.id, F.podCpu, cpu, atMs, hf)) {
         b.push(F.podCpu, labels, cpu);
         if (guest) {
@@ -513,8 +528,7 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
         countInvalid(F.podCpu, cpu, sb.id);
       }
     }
-    if (parts.every(p => p.workingSetBytes !== undefined)) {
-      const mem = parts.reduce((s, p) => s + p.workingSetBytes!, 0);
+    if (mem !== undefined) {
       if (isValidMemoryBytes(mem, hf)) {
         b.push(F.podMem, labels, mem);
         if (guest) {
@@ -545,6 +559,28 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
     return undefined;
   }
 
+  /** What the per-sandbox steps of one collection share. */
+  interface Pass {
+    live: readonly SandboxInfo[];
+    found: SandboxResult[];
+    uptime: number | undefined;
+    version: CgroupVersion;
+    hf: HostFacts;
+    signal: AbortSignal;
+  }
+  // The per-sandbox steps, made once (not per collection: see mapWorker in util/map-limit.ts).
+  const findFirst = (i: number, p: Pass): Promise<SandboxResult> => findProcesses(p.live[i]!);
+  /** After a fresh scan, look again only for what the first pass missed. */
+  const findAgain = (i: number, p: Pass): Promise<SandboxResult> =>
+    p.found[i]!.misses.length > 0 ? findProcesses(p.live[i]!, p.found[i]) : Promise.resolve(p.found[i]!);
+  const emitSandbox = async (i: number, p: Pass): Promise<Sink> => {
+    const out: Sink = [];
+    if (p.signal.aborted) return out;
+    await emitProcesses(out, p.live[i]!, p.found[i]!, p.uptime, p.hf);
+    await emitCgroups(out, p.live[i]!, p.found[i]!.recorded, p.version, p.hf);
+    return out;
+  };
+
   async function collectOnce(ctx: CollectContext): Promise<ExpositionChunk[]> {
     const started = now();
     const b = new LineBuilder();
@@ -566,31 +602,14 @@ export function createHostCollector(opts: HostCollectorOptions): HostCollector {
     const [uptime, version] = await Promise.all([readUptime(), detectCgroupVersion()]);
     const live = ctx.signal.aborted ? [] : ctx.sandboxes;
     const idx = live.map((_, i) => i);
-    let found = await mapLimit(idx, concurrency, i => findProcesses(live[i]!), slices);
-    if (found.some(f => f.misses.length > 0) && pids.scanDue() && !ctx.signal.aborted) {
+    const pass: Pass = { live, found: [], uptime, version, hf, signal: ctx.signal };
+    pass.found = await mapLimit(idx, concurrency, findFirst, slices, pass);
+    if (pass.found.some(f => f.misses.length > 0) && pids.scanDue() && !ctx.signal.aborted) {
       await pids.scan(ids);
-      const before = found;
-      found = await mapLimit(
-        idx,
-        concurrency,
-        i =>
-          before[i]!.misses.length > 0 ? findProcesses(live[i]!, before[i]) : Promise.resolve(before[i]!),
-        slices,
-      );
+      pass.found = await mapLimit(idx, concurrency, findAgain, slices, pass);
     }
     // Sandboxes are read concurrently; their samples are written afterwards in sandbox order (deterministic text).
-    const samples = await mapLimit(
-      idx,
-      concurrency,
-      async i => {
-        const out: Sink = [];
-        if (ctx.signal.aborted) return out;
-        await emitProcesses(out, live[i]!, found[i]!, uptime, hf);
-        await emitCgroups(out, live[i]!, found[i]!.recorded, version, hf);
-        return out;
-      },
-      slices,
-    );
+    const samples = await mapLimit(idx, concurrency, emitSandbox, slices, pass);
     openFiles?.sweep(); // descriptors of processes not read in this collection
     for (const list of samples)
       for (let j = 0; j < list.length; j += 3)

@@ -103,8 +103,15 @@ export function defaultFetchShimMetrics(maxBytes: number): FetchShimMetrics {
   };
 }
 
+/**
+ * Callbacks on the per-sandbox path are module-level functions or made once per Collector, not closures made
+ * per scrape or per sandbox: V8 keeps the optimized code of a closure site only while some closure of that site
+ * is alive, so per-scrape closures were compiled again in every scrape after a full GC (util/map-limit.ts).
+ */
+const byId = (a: SandboxInfo, b: SandboxInfo): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
 export function sortById(sbs: readonly SandboxInfo[]): SandboxInfo[] {
-  return [...sbs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return [...sbs].sort(byId);
 }
 
 interface ShimResult {
@@ -202,6 +209,8 @@ function failure(reason: ScrapeErrorReason, message: string, durationMs: number)
 export class Collector {
   private readonly logger: Logger;
   private readonly fetch: FetchShimMetrics;
+  /** The default fetch ends its request when the signal aborts; an injected one is raced against it. */
+  private readonly fetchHonoursSignal: boolean;
   private readonly sources: readonly ExtraSource[];
   private readonly slots: Slots;
   private readonly slices: CpuSlices;
@@ -225,9 +234,15 @@ export class Collector {
   /** The same for the texts of the extra sources, by source, sandbox and chunk (copies too). */
   private readonly sourceTemplates = new Map<string, Kept>();
 
+  /** Counts a shim body read (made once, not per body). */
+  private readonly countShimParse = (mode: 'full' | 'checked'): void => {
+    this.deps.self.shimBodyParsesTotal.inc({ mode });
+  };
+
   constructor(private readonly deps: CollectorDeps) {
     this.logger = deps.logger.child({ component: 'metrics-collect' });
     this.fetch = deps.fetchShimMetrics ?? defaultFetchShimMetrics(deps.config.shimMaxBytes);
+    this.fetchHonoursSignal = deps.fetchShimMetrics === undefined;
     this.sources = deps.extraSources ?? [];
     // One pool for every collection: overlapping single-sandbox and aggregated collections share the cap.
     this.slots = new Slots(deps.config.scrapeConcurrency);
@@ -313,18 +328,8 @@ export class Collector {
       for (const sb of sbs) {
         outcomePromises.set(sb.id, new Promise<ShimOutcome>(resolve => settle.set(sb.id, resolve)));
       }
-      const scrapes = sbs.map(sb =>
-        this.scrapeSandbox(sb, deadline, ac.signal)
-          .catch((err: unknown): ShimResult => {
-            // A bug in our own processing of one body must not fail the whole collection.
-            this.logger.error('unexpected error while scraping a sandbox', { sandbox_id: sb.id, err });
-            return { sb, outcome: failure('parse', getErrorMessage(err), 0) };
-          })
-          .then(r => {
-            settle.get(sb.id)?.(r.outcome);
-            return r;
-          }),
-      );
+      const scrapes: Promise<ShimResult>[] = [];
+      for (const sb of sbs) scrapes.push(this.scrapeSettled(sb, deadline, ac.signal, settle));
       const ctx: CollectContext = {
         sandboxes: sbs,
         shimOutcome: id =>
@@ -400,6 +405,25 @@ export class Collector {
     }
   }
 
+  /** scrapeSandbox that never rejects, its outcome handed to `settle` (the sources wait on it). */
+  private async scrapeSettled(
+    sb: SandboxInfo,
+    deadline: number,
+    signal: AbortSignal,
+    settle: ReadonlyMap<string, (o: ShimOutcome) => void>,
+  ): Promise<ShimResult> {
+    let r: ShimResult;
+    try {
+      r = await this.scrapeSandbox(sb, deadline, signal);
+    } catch (err) {
+      // A bug in our own processing of one body must not fail the whole collection.
+      this.logger.error('unexpected error while scraping a sandbox', { sandbox_id: sb.id, err });
+      r = { sb, outcome: failure('parse', getErrorMessage(err), 0) };
+    }
+    settle.get(sb.id)?.(r.outcome);
+    return r;
+  }
+
   private async scrapeSandbox(sb: SandboxInfo, deadline: number, signal: AbortSignal): Promise<ShimResult> {
     if (isUnsafeToScrape(sb) && !this.deps.config.scrapeUnsafeShims) {
       return {
@@ -427,7 +451,9 @@ export class Collector {
         store: this.pool,
         sizeHint: this.lastSize.get(sb.id) ?? 0,
       });
-      body = await raceSignal(fetched, signal, `shim of sandbox ${sb.id}`);
+      body = this.fetchHonoursSignal
+        ? await fetched
+        : await raceSignal(fetched, signal, `shim of sandbox ${sb.id}`);
     } catch (err) {
       const e = err instanceof ShimError ? err : classifyTransportError(err, shimSocketPath(sb.dir));
       return { sb, outcome: failure(e.reason, e.message, Date.now() - t0) };
@@ -465,7 +491,7 @@ export class Collector {
     lease: BodyLease | undefined,
   ): Promise<ParsedExposition> {
     return this.parseKnown(this.templates, id, body, {
-      count: mode => this.deps.self.shimBodyParsesTotal.inc({ mode }),
+      count: this.countShimParse,
       shape: renameRuntimeFamilies,
       lease,
       shared: true, // only resolveLabelCollisions follows, and it leaves shared families alone

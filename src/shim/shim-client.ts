@@ -96,106 +96,150 @@ export function shimRequest(
 ): Promise<ShimResponse> {
   return new Promise<ShimResponse>((resolve, reject) => {
     const usable = usableOrReject(socketPath, reject);
-    if (!usable) return;
+    if (usable) new ShimCall(socketPath, path, opts, usable, resolve, reject);
+  });
+}
+
+const WRITE_REQUEST = (method: string, path: string): string =>
+  `${method} ${path} HTTP/1.1\r\nHost: shim\r\nUser-Agent: kata-monitor\r\nConnection: close\r\n\r\n`;
+
+/**
+ * One request of shimRequest. Its event handlers are prototype methods bound per request, not closures made
+ * per request: V8 keeps the optimized code of a closure site only while a closure of that site is alive, so
+ * closures made per request were compiled again in every scrape after a full GC (util/map-limit.ts).
+ * Also the abort listener (handleEvent).
+ */
+class ShimCall {
+  private readonly reader: HttpResponseReader;
+  private readonly sock: net.Socket;
+  private readonly timer: NodeJS.Timeout;
+  private settled = false;
+  private readonly onData: (chunk: Buffer) => void;
+  private readonly complete: () => void;
+
+  constructor(
+    private readonly socketPath: string,
+    private readonly path: string,
+    private readonly opts: ShimRequestOptions,
+    private readonly usable: UsableUnixPath,
+    private readonly resolve: (r: ShimResponse) => void,
+    private readonly reject: (e: ShimError) => void,
+  ) {
     const method = opts.method ?? 'GET';
-    const reader = new HttpResponseReader(opts.maxBytes, method === 'HEAD', opts.store, opts.sizeHint);
-    let settled = false;
-    const onData = (chunk: Buffer): void => {
-      if (settled) return;
-      try {
-        if (reader.push(chunk)) complete();
-      } catch (err) {
-        finish(readerError(err, socketPath, path, opts.maxBytes));
-      }
-    };
+    this.reader = new HttpResponseReader(opts.maxBytes, method === 'HEAD', opts.store, opts.sizeHint);
+    this.onData = this.data.bind(this);
+    this.complete = this.end.bind(this);
     const scratch = opts.store?.scratch;
-    const sock = scratch
+    this.sock = scratch
       ? net.createConnection({
           path: usable.path,
-          onread: {
-            buffer: scratch,
-            callback: (n: number, buf: Uint8Array): boolean => {
-              onData(Buffer.from(buf.buffer, buf.byteOffset, n));
-              return true;
-            },
-          },
+          onread: { buffer: scratch, callback: this.onRead.bind(this) },
         })
       : net.createConnection({ path: usable.path });
-    const finish = (err: ShimError | null, res?: ShimResponse): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      opts.signal?.removeEventListener('abort', onAbort);
-      usable.release();
-      sock.destroy();
-      if (err) {
-        reader.discard();
-        reject(err);
-      } else if (res) resolve(res);
-    };
-    const onAbort = (): void =>
-      finish(
-        new ShimError(
-          'SHIM_TIMEOUT',
-          'timeout',
-          `request to ${socketPath}${path} cancelled: scrape deadline reached`,
-        ),
-      );
-    const timer = setTimeout(
-      () =>
-        finish(
-          new ShimError(
-            'SHIM_TIMEOUT',
-            'timeout',
-            `shim at ${socketPath} did not answer ${path} within ${opts.timeoutMs} ms`,
-          ),
-        ),
-      opts.timeoutMs,
-    );
+    this.timer = setTimeout(onTimeout, opts.timeoutMs, this);
     if (opts.signal) {
       if (opts.signal.aborted) {
-        onAbort();
+        this.handleEvent();
         return;
       }
-      opts.signal.addEventListener('abort', onAbort, { once: true });
+      opts.signal.addEventListener('abort', this, { once: true });
     }
-    const complete = (): void => {
-      let r: HttpResponse;
-      try {
-        r = reader.end();
-      } catch (err) {
-        finish(readerError(err, socketPath, path, opts.maxBytes));
-        return;
-      }
-      if (r.status < 200 || r.status > 299) {
-        const text = r.body.toString('utf8', 0, Math.min(r.body.length, 200)).trim();
-        finish(
-          new ShimError(
-            'SHIM_HTTP_STATUS',
-            'http_status',
-            `shim answered ${path} with HTTP ${r.status}: ${text}`,
-            {
-              status: r.status,
-            },
-          ),
-        );
-        return;
-      }
-      finish(null, { status: r.status, headers: r.headers, body: r.body });
-    };
-    sock.once('connect', () => {
-      usable.release();
-      sock.write(
-        `${method} ${path} HTTP/1.1\r\nHost: shim\r\nUser-Agent: kata-monitor\r\nConnection: close\r\n\r\n`,
+    this.sock.once('connect', this.connected.bind(this));
+    if (!scratch) this.sock.on('data', this.onData);
+    this.sock.once('end', this.complete);
+    this.sock.once('error', this.failed.bind(this));
+    this.sock.once('close', this.closed.bind(this));
+  }
+
+  /** The scrape's signal aborted (EventListener interface: the call itself is the listener). */
+  handleEvent(): void {
+    this.finish(
+      new ShimError(
+        'SHIM_TIMEOUT',
+        'timeout',
+        `request to ${this.socketPath}${this.path} cancelled: scrape deadline reached`,
+      ),
+    );
+  }
+
+  timedOut(): void {
+    this.finish(
+      new ShimError(
+        'SHIM_TIMEOUT',
+        'timeout',
+        `shim at ${this.socketPath} did not answer ${this.path} within ${this.opts.timeoutMs} ms`,
+      ),
+    );
+  }
+
+  private onRead(n: number, buf: Uint8Array): boolean {
+    this.onData(Buffer.from(buf.buffer, buf.byteOffset, n));
+    return true;
+  }
+
+  private data(chunk: Buffer): void {
+    if (this.settled) return;
+    try {
+      if (this.reader.push(chunk)) this.complete();
+    } catch (err) {
+      this.finish(readerError(err, this.socketPath, this.path, this.opts.maxBytes));
+    }
+  }
+
+  private connected(): void {
+    this.usable.release();
+    this.sock.write(WRITE_REQUEST(this.opts.method ?? 'GET', this.path));
+  }
+
+  private failed(err: Error): void {
+    this.finish(classifyTransportError(err, this.socketPath));
+  }
+
+  private closed(): void {
+    if (!this.settled) this.complete();
+  }
+
+  private end(): void {
+    let r: HttpResponse;
+    try {
+      r = this.reader.end();
+    } catch (err) {
+      this.finish(readerError(err, this.socketPath, this.path, this.opts.maxBytes));
+      return;
+    }
+    if (r.status < 200 || r.status > 299) {
+      const text = r.body.toString('utf8', 0, Math.min(r.body.length, 200)).trim();
+      this.finish(
+        new ShimError(
+          'SHIM_HTTP_STATUS',
+          'http_status',
+          `shim answered ${this.path} with HTTP ${r.status}: ${text}`,
+          {
+            status: r.status,
+          },
+        ),
       );
-    });
-    if (!scratch) sock.on('data', onData);
-    sock.once('end', complete);
-    sock.once('error', err => finish(classifyTransportError(err, socketPath)));
-    sock.once('close', () => {
-      if (!settled) complete();
-    });
-  });
+      return;
+    }
+    this.finish(null, { status: r.status, headers: r.headers, body: r.body });
+  }
+
+  private finish(err: ShimError | null, res?: ShimResponse): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.opts.signal?.removeEventListener('abort', this);
+    this.usable.release();
+    this.sock.destroy();
+    if (err) {
+      this.reader.discard();
+      this.reject(err);
+    } else if (res) this.resolve(res);
+  }
+}
+
+function onTimeout(call: ShimCall): void {
+  call.timedOut();
 }
 
 /** A connectable form of the socket path, or undefined after rejecting with the classified error. */
