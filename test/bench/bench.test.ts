@@ -44,6 +44,7 @@ describe('npm run bench', () => {
     expect(Number(cell('samples'))).toBeGreaterThan(5000); // about 860 per shim plus the daemon's own
     expect(cell('plain p50')).toMatch(/^\d+(\.\d)? ms$/);
     expect(cell('CPU per scrape (plain / gzip)')).toMatch(/^\d+(\.\d)? ms \(\d+ \/ \d+\)$/);
+    expect(cell('CPU, warm-up scrapes')).toMatch(/^\d+ ms$/);
     expect(cell('peak RSS')).toMatch(/^\d+ MB$/);
     expect(cell('/healthz p99')).toMatch(/^\d+(\.\d)? ms$/);
     expect(cell('host collection')).toBe('–');
