@@ -522,9 +522,10 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
         return client.guestDetails(c.callOpts) as Promise<MethodResult[M]>;
       case 'StatsContainer':
         return client.containerStats(id, c.callOpts) as Promise<MethodResult[M]>;
-      default:
+      case 'GetMetrics':
         return client.getMetrics(c.fallbackOpts) as Promise<MethodResult[M]>;
     }
+    return Promise.reject(new Error(`agent method ${String(method)} has no call`));
   };
 
   /**
