@@ -106,8 +106,8 @@ const WRITE_REQUEST = (method: string, path: string): string =>
 /**
  * One request of shimRequest. Its event handlers are prototype methods bound per request, not closures made
  * per request: V8 keeps the optimized code of a closure site only while a closure of that site is alive, so
- * closures made per request were compiled again in every scrape after a full GC (util/map-limit.ts).
- * Also the abort listener (handleEvent).
+ * closures made per request were compiled again in every scrape after a full GC (util/map-limit.ts). The
+ * abort listener is the call itself (handleEvent).
  */
 class ShimCall {
   private readonly reader: HttpResponseReader;
