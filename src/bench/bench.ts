@@ -469,9 +469,28 @@ function fmt(n: number, digits = 0): string {
 }
 
 function table(rows: Row[]): string {
-  const head =
-    '| scenario | sandboxes | floor p50 | plain p50 | plain p95 | gzip p50 | gzip p95 | p50 / floor | CPU per scrape (plain / gzip) | CPU, warm-up scrapes | peak RSS | plain bytes | gzip bytes | samples | sandboxes up | /healthz p99 | event-loop lag p99 | host collection |\n' +
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
+  const columns = [
+    'scenario',
+    'sandboxes',
+    'floor p50',
+    'plain p50',
+    'plain p95',
+    'gzip p50',
+    'gzip p95',
+    'p50 / floor',
+    'CPU per scrape (plain / gzip)',
+    'CPU, warm-up scrapes',
+    'peak RSS',
+    'plain bytes',
+    'gzip bytes',
+    'samples',
+    'sandboxes up',
+    '/healthz p99',
+    'event-loop lag p99',
+    'host collection',
+  ];
+  // The delimiter row has a cell per column (a Markdown table with fewer is not a table).
+  const head = `| ${columns.join(' | ')} |\n|${columns.map(() => '---|').join('')}\n`;
   return (
     head +
     rows

@@ -39,6 +39,10 @@ describe('npm run bench', () => {
       .split('|')
       .map(c => c.trim());
     const cell = (name: string): string => cells[head.indexOf(name)]!;
+    // header, delimiter and data rows have the same number of cells (else Markdown shows no table)
+    const delimiter = md.split('\n').find(l => l.startsWith('|---'))!;
+    expect(delimiter.split('|').length).toBe(head.length);
+    expect(cells.length).toBe(head.length);
     expect(cell('sandboxes')).toBe('10');
     expect(cell('sandboxes up')).toBe('10');
     expect(Number(cell('samples'))).toBeGreaterThan(5000); // about 860 per shim plus the daemon's own
