@@ -32,6 +32,13 @@ export interface SandboxInfo {
 /** The four labels kata-monitor appends to every sample of a sandbox, in upstream order. */
 export const SANDBOX_LABEL_NAMES = ['sandbox_id', 'cri_uid', 'cri_name', 'cri_namespace'] as const;
 
+/**
+ * Sandboxes by id (code-unit order). One module-level comparator: a comparator made per call is compiled again
+ * after a full GC (util/map-limit.ts).
+ */
+export const bySandboxId = (a: Pick<SandboxInfo, 'id'>, b: Pick<SandboxInfo, 'id'>): number =>
+  a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+
 /** Label pairs for a sandbox in upstream order (values unescaped). */
 export function sandboxLabels(s: Pick<SandboxInfo, 'id' | 'cri'>): [string, string][] {
   return [

@@ -5,7 +5,7 @@
  * An id can exist under several roots (e.g. a 3.1.x Go shim leaked a directory under /run/kata): the
  * entry of the first Go root wins, then the other roots in configured order.
  */
-import type { CriMetadata, Runtime, SandboxInfo } from '../types';
+import { bySandboxId, type CriMetadata, type Runtime, type SandboxInfo } from '../types';
 import type { SandboxRoot } from '../config';
 import type { OnDiskState } from './sandbox-state';
 import * as path from 'node:path';
@@ -13,9 +13,6 @@ import * as path from 'node:path';
 export type StoreEvent =
   { type: 'added'; id: string } | { type: 'removed'; id: string } | { type: 'labelled'; id: string };
 export type StoreListener = (ev: StoreEvent) => void;
-
-/** By sandbox id (module-level: a comparator made per call is compiled again after a full GC; map-limit.ts). */
-const byId = (a: SandboxInfo, b: SandboxInfo): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 export class SandboxStore {
   /** Roots in precedence order. */
@@ -98,7 +95,7 @@ export class SandboxStore {
 
   /** Every sandbox once (effective entries), sorted by id. */
   list(): SandboxInfo[] {
-    return [...this.unique().values()].sort(byId);
+    return [...this.unique().values()].sort(bySandboxId);
   }
 
   /** Every sandbox once (the first root that has it wins), unsorted: for counts, which run on every change. */

@@ -9,7 +9,7 @@ import { setMaxListeners } from 'node:events';
 import { getErrorMessage } from '../errors';
 import type { Logger } from '../log';
 import { SHIM_SOCKET_NAME, ShimError, classifyTransportError, shimRequest } from '../shim/shim-client';
-import type { SandboxInfo, ScrapeErrorReason } from '../types';
+import { bySandboxId, type SandboxInfo, type ScrapeErrorReason } from '../types';
 import {
   ExpositionParser,
   ParseError,
@@ -103,15 +103,8 @@ export function defaultFetchShimMetrics(maxBytes: number): FetchShimMetrics {
   };
 }
 
-/**
- * Callbacks on the per-sandbox path are module-level functions or made once per Collector, not closures made
- * per scrape or per sandbox: V8 keeps the optimized code of a closure site only while some closure of that site
- * is alive, so per-scrape closures were compiled again in every scrape after a full GC (util/map-limit.ts).
- */
-const byId = (a: SandboxInfo, b: SandboxInfo): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-
 export function sortById(sbs: readonly SandboxInfo[]): SandboxInfo[] {
-  return [...sbs].sort(byId);
+  return [...sbs].sort(bySandboxId);
 }
 
 interface ShimResult {
@@ -405,7 +398,10 @@ export class Collector {
     }
   }
 
-  /** scrapeSandbox that never rejects, its outcome handed to `settle` (the sources wait on it). */
+  /**
+   * scrapeSandbox that never rejects, its outcome handed to `settle` (the sources wait on it). A method, not a
+   * promise chain of closures made per sandbox: those were compiled again in every scrape (util/map-limit.ts).
+   */
   private async scrapeSettled(
     sb: SandboxInfo,
     deadline: number,
