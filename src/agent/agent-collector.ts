@@ -102,6 +102,20 @@ interface SandboxCalls {
   transportFailed: boolean;
 }
 
+type AgentCall<M extends MethodName> = (
+  client: AgentClient,
+  c: SandboxCalls,
+  id: string,
+) => Promise<MethodResult[M]>;
+
+/** How each method is called (a key per method: a method without a call does not compile). */
+const AGENT_CALLS: { [M in MethodName]: AgentCall<M> } = {
+  Check: (client, c) => client.check(c.callOpts),
+  GetGuestDetails: (client, c) => client.guestDetails(c.callOpts),
+  StatsContainer: (client, c, id) => client.containerStats(id, c.callOpts),
+  GetMetrics: (client, c) => client.getMetrics(c.fallbackOpts),
+};
+
 /** Valid container id: what containerd / CRI-O use (hex) and what Kata's verify_id accepts. */
 const CONTAINER_ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
@@ -513,20 +527,8 @@ export function createAgentCollector(opts: AgentCollectorOptions): AgentCollecto
   };
 
   /** One agent call of `c`'s sandbox (`id`: the container of StatsContainer). */
-  const invoke = <M extends MethodName>(c: SandboxCalls, method: M, id: string): Promise<MethodResult[M]> => {
-    const client = c.client!;
-    switch (method) {
-      case 'Check':
-        return client.check(c.callOpts) as Promise<MethodResult[M]>;
-      case 'GetGuestDetails':
-        return client.guestDetails(c.callOpts) as Promise<MethodResult[M]>;
-      case 'StatsContainer':
-        return client.containerStats(id, c.callOpts) as Promise<MethodResult[M]>;
-      case 'GetMetrics':
-        return client.getMetrics(c.fallbackOpts) as Promise<MethodResult[M]>;
-    }
-    return Promise.reject(new Error(`agent method ${String(method)} has no call`));
-  };
+  const invoke = <M extends MethodName>(c: SandboxCalls, method: M, id: string): Promise<MethodResult[M]> =>
+    (AGENT_CALLS[method] as AgentCall<M>)(c.client!, c, id);
 
   /**
    * Make one call unless the sandbox's transport broke in this collection or the method is backed off; a
