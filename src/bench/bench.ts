@@ -36,6 +36,16 @@ interface Scenario {
   flags?: string[];
 }
 
+/** Warm-up scrapes per scenario (Scenario.warmup). */
+const WARMUP = {
+  normal: 20,
+  /** 250 sandboxes: a scrape takes about a second. */
+  large: 10,
+  /** Every scrape waits 3 s for the hung shims. */
+  faults: 3,
+  quick: 3,
+} as const;
+
 interface Row {
   scenario: string;
   sandboxes: number;
@@ -548,7 +558,8 @@ async function runPair(args: Args): Promise<string> {
         ...(gz ? { headers: { 'Accept-Encoding': 'gzip' } } : {}),
       });
     // Warm-up (JIT, first parses, the simulator's early growth of series), not measured.
-    for (let i = 0; i < (args.quick ? 3 : 20); i++) for (const side of sides) await scrape(side, i % 2 === 1);
+    for (let i = 0; i < (args.quick ? WARMUP.quick : WARMUP.normal); i++)
+      for (const side of sides) await scrape(side, i % 2 === 1);
     for (let i = 0; i < rounds; i++) {
       const gz = i % 2 === 1;
       const order = i % 4 < 2 ? sides : [...sides].reverse();
@@ -604,14 +615,14 @@ async function main(): Promise<void> {
     name: 'healthy',
     sandboxes: n,
     scrapes: quick ? 5 : n >= 250 ? 10 : n >= 100 ? 20 : 30,
-    warmup: quick ? 3 : n >= 250 ? 10 : 20,
+    warmup: quick ? WARMUP.quick : n >= 250 ? WARMUP.large : WARMUP.normal,
   }));
   if (sizes.includes(100)) {
     scenarios.push({
       name: 'shims only (no agent, host or container collectors)',
       sandboxes: 100,
       scrapes: quick ? 5 : 20,
-      warmup: quick ? 3 : 20,
+      warmup: quick ? WARMUP.quick : WARMUP.normal,
       flags: ['--agent-metrics=never', '--collect-container-stats=false', '--collect-host=false'],
     });
     scenarios.push({
@@ -619,7 +630,7 @@ async function main(): Promise<void> {
       sandboxes: 100,
       faults: '0:hang,1:hang,2:hang,3:hang,4:hang,5:garbage,6:gone,7:slow:2000',
       scrapes: quick ? 3 : 5,
-      warmup: 3, // every scrape waits 3 s for the hung shims
+      warmup: WARMUP.faults,
     });
   }
   // Extra daemon flags (e.g. --small-heap=false) apply to every scenario, after the scenario's own.
@@ -638,7 +649,7 @@ async function main(): Promise<void> {
     `Node ${process.version}. Simulator and daemon run as separate processes; the floor is every shim's /metrics ` +
     `fetched at once by the driver with the bodies discarded. CPU per scrape is the daemon's utime+stime over all ` +
     `plain and gzip scrapes divided by their number (back to back, no other request in that phase; in brackets ` +
-    `plain and gzip apart), after warm-up scrapes (20, 10 at 250 sandboxes, 3 with faults; plain and gzip ` +
+    `plain and gzip apart), after warm-up scrapes (${WARMUP.normal}, ${WARMUP.large} at 250 sandboxes, ${WARMUP.faults} with faults; plain and gzip ` +
     `alternating) whose own CPU per scrape is the warm-up column: a fresh daemon's JIT is still compiling; /healthz p99 ` +
     `is measured afterwards by a separate process asking every 10 ms while more scrapes run; peak RSS is the ` +
     `daemon's VmHWM; the event-loop lag is the ` +
