@@ -2,7 +2,12 @@
  * Host CPU count and memory size, from systeminformation (`si.cpu().cores`, `si.mem().total`).
  * Asked once at the first collection, then refreshed in the background at most every `refreshMs`
  * (these numbers change only with CPU/memory hotplug). systeminformation is loaded at that first query,
- * not with the daemon: a daemon without the host collector never loads it (its code is about 1.3 MB of heap and 2 MB resident).
+ * not with the daemon: a daemon without the host collector never loads it.
+ *
+ * Only its `cpu` and `memory` modules are loaded (with its `util`), not the package index: the index loads all
+ * of its 20-odd modules, whose sources V8 keeps in the heap (0.9 MB of strings, heap snapshots of the daemon at
+ * 100 sandboxes). The package has no `exports` map, so these paths are loadable; a test checks that they give
+ * what the index gives, so an upgrade that moves them fails there.
  */
 import type { Logger } from '../log';
 import type { HostFacts } from './bounds';
@@ -19,9 +24,16 @@ export function fixedHostFacts(facts: HostFacts): HostFactsProvider {
   return { get: () => Promise.resolve(frozen) };
 }
 
+/** The systeminformation modules used, and the part of their API used (the package's own typings). */
+export const SI_CPU_MODULE = 'systeminformation/lib/cpu';
+export const SI_MEMORY_MODULE = 'systeminformation/lib/memory';
+type SiCpu = Pick<typeof import('systeminformation'), 'cpu'>;
+type SiMemory = Pick<typeof import('systeminformation'), 'mem'>;
+
 async function querySystem(): Promise<HostFacts> {
-  const si = await import('systeminformation');
-  const [cpu, mem] = await Promise.all([si.cpu(), si.mem()]);
+  const cpuModule = (await import(SI_CPU_MODULE)) as SiCpu;
+  const memoryModule = (await import(SI_MEMORY_MODULE)) as SiMemory;
+  const [cpu, mem] = await Promise.all([cpuModule.cpu(), memoryModule.mem()]);
   return { cpus: cpu.cores, memoryBytes: mem.total };
 }
 
