@@ -18,6 +18,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
+import { EVENT_LOOP_SAMPLE_MS } from '../metrics/event-loop-lag';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLK_TCK = 100;
@@ -653,7 +654,8 @@ async function main(): Promise<void> {
     `alternating) whose own CPU per scrape is the warm-up column: a fresh daemon's JIT is still compiling; /healthz p99 ` +
     `is measured afterwards by a separate process asking every 10 ms while more scrapes run; peak RSS is the ` +
     `daemon's VmHWM; the event-loop lag is the ` +
-    `daemon's own \`kata_monitor_nodejs_eventloop_lag_p99_seconds\`; host collection is the host collector's own ` +
+    `daemon's own \`kata_monitor_nodejs_eventloop_lag_p99_seconds\` read in the last plain scrape (the delay sampled every ` +
+    `${EVENT_LOOP_SAMPLE_MS} ms since the scrape before, the sampling interval taken off); host collection is the host collector's own ` +
     `\`kata_monitor_host_collection_duration_seconds\` (wall time, in parallel with the shim scrapes). The simulator ` +
     `runs agents and light stand-in hypervisor/virtiofsd processes for every sandbox, so the default rows include ` +
     `the agent (health, details, per-container stats) and host collectors; the "shims only" row turns them off.` +
