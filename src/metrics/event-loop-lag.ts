@@ -42,7 +42,7 @@ export function lagFigures(
   | { min: number; max: number; mean: number; stddev: number; p50: number; p90: number; p99: number }
   | undefined {
   if (h.count === 0) return undefined; // no callback since the last collection: min/max are sentinels
-  const lag = (ns: number): number => Math.max(0, ns / 1e9 - intervalMs / 1e3);
+  const lag = (ns: number): number => Math.max(0, ns - intervalMs * 1e6) / 1e9; // subtract in ns: no float residue (0.005836671, not 0.005836670999999995)
   return {
     min: lag(h.min),
     max: lag(h.max),
