@@ -22,27 +22,33 @@ import { Gauge, type Registry } from 'prom-client';
  */
 export const EVENT_LOOP_SAMPLE_MS = 50;
 
+/** The histogram figures, as the families' name parts and help texts (prom-client's wording). */
+const FIGURES = {
+  min: 'The minimum recorded event loop delay',
+  max: 'The maximum recorded event loop delay',
+  mean: 'The mean of the recorded event loop delays',
+  stddev: 'The standard deviation of the recorded event loop delays',
+  p50: 'The 50th percentile of the recorded event loop delays',
+  p90: 'The 90th percentile of the recorded event loop delays',
+  p99: 'The 99th percentile of the recorded event loop delays',
+} as const;
+type Figure = keyof typeof FIGURES;
+const FIGURE_NAMES = Object.keys(FIGURES) as Figure[];
+
 /** Family names under a prefix, as prom-client names them. */
-export const EVENT_LOOP_LAG_FAMILIES = [
+export const EVENT_LOOP_LAG_FAMILIES: readonly string[] = [
   'nodejs_eventloop_lag_seconds',
-  'nodejs_eventloop_lag_min_seconds',
-  'nodejs_eventloop_lag_max_seconds',
-  'nodejs_eventloop_lag_mean_seconds',
-  'nodejs_eventloop_lag_stddev_seconds',
-  'nodejs_eventloop_lag_p50_seconds',
-  'nodejs_eventloop_lag_p90_seconds',
-  'nodejs_eventloop_lag_p99_seconds',
-] as const;
+  ...FIGURE_NAMES.map(f => `nodejs_eventloop_lag_${f}_seconds`),
+];
 
 /** The figures of one collection, in seconds, from a histogram of callback intervals in ns (pure). */
 export function lagFigures(
   h: Pick<IntervalHistogram, 'count' | 'min' | 'max' | 'mean' | 'stddev' | 'percentile'>,
   intervalMs: number,
-):
-  | { min: number; max: number; mean: number; stddev: number; p50: number; p90: number; p99: number }
-  | undefined {
+): Record<Figure, number> | undefined {
   if (h.count === 0) return undefined; // no callback since the last collection: min/max are sentinels
-  const lag = (ns: number): number => Math.max(0, ns - intervalMs * 1e6) / 1e9; // subtract in ns: no float residue (0.005836671, not 0.005836670999999995)
+  // Subtracted in ns: no float residue (0.005836671, not 0.005836670999999995).
+  const lag = (ns: number): number => Math.max(0, ns - intervalMs * 1e6) / 1e9;
   return {
     min: lag(h.min),
     max: lag(h.max),
@@ -54,45 +60,45 @@ export function lagFigures(
   };
 }
 
+/** setImmediate's callback: how long the immediate queued at `start` waited (module-level, not one per call). */
+function reportImmediateLag(gauge: Gauge, start: bigint): void {
+  gauge.set(Number(process.hrtime.bigint() - start) / 1e9);
+}
+
 /**
- * Register the lag families on `registry` (prom-client's of the same names must not be there), sampling every
- * `intervalMs`. The histogram is read and reset at each collection, like prom-client's.
+ * Register the lag families on `registry` in place of any of the same names there (prom-client's, after
+ * collectDefaultMetrics), sampling every `intervalMs`. The histogram is read and reset at each collection,
+ * like prom-client's.
  */
 export function registerEventLoopLag(
   registry: Registry,
   prefix: string,
   intervalMs = EVENT_LOOP_SAMPLE_MS,
 ): void {
+  for (const f of EVENT_LOOP_LAG_FAMILIES) registry.removeSingleMetric(prefix + f);
   const registers = [registry];
-  const gauge = (suffix: string, help: string): Gauge =>
-    new Gauge({ name: `${prefix}nodejs_eventloop_lag_${suffix}`, help, registers });
   const histogram = monitorEventLoopDelay({ resolution: intervalMs });
   histogram.enable();
-  const sampled = `, beyond the ${intervalMs} ms sampling interval, since the last collection`;
+  const gauges = {} as Record<Figure, Gauge>;
   const immediate = new Gauge({
     name: `${prefix}nodejs_eventloop_lag_seconds`,
     help: 'Lag of event loop in seconds.',
     registers,
     collect() {
-      const start = process.hrtime.bigint();
-      setImmediate(() => immediate.set(Number(process.hrtime.bigint() - start) / 1e9));
+      setImmediate(reportImmediateLag, immediate, process.hrtime.bigint());
       const f = lagFigures(histogram, intervalMs);
       histogram.reset();
-      if (!f) return;
-      min.set(f.min);
-      max.set(f.max);
-      mean.set(f.mean);
-      stddev.set(f.stddev);
-      p50.set(f.p50);
-      p90.set(f.p90);
-      p99.set(f.p99);
+      if (f) for (const k of FIGURE_NAMES) gauges[k].set(f[k]);
     },
   });
-  const min = gauge('min_seconds', `The minimum recorded event loop delay${sampled}.`);
-  const max = gauge('max_seconds', `The maximum recorded event loop delay${sampled}.`);
-  const mean = gauge('mean_seconds', `The mean of the recorded event loop delays${sampled}.`);
-  const stddev = gauge('stddev_seconds', 'The standard deviation of the recorded event loop delays.');
-  const p50 = gauge('p50_seconds', `The 50th percentile of the recorded event loop delays${sampled}.`);
-  const p90 = gauge('p90_seconds', `The 90th percentile of the recorded event loop delays${sampled}.`);
-  const p99 = gauge('p99_seconds', `The 99th percentile of the recorded event loop delays${sampled}.`);
+  // Registered after `immediate`, whose collect sets them: the registry reads them in that order.
+  for (const k of FIGURE_NAMES) {
+    const beyond =
+      k === 'stddev' ? '' : `, beyond the ${intervalMs} ms sampling interval, since the last collection`;
+    gauges[k] = new Gauge({
+      name: `${prefix}nodejs_eventloop_lag_${k}_seconds`,
+      help: `${FIGURES[k]}${beyond}.`,
+      registers,
+    });
+  }
 }

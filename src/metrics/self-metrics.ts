@@ -4,7 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BuildInfo } from '../version';
-import { EVENT_LOOP_LAG_FAMILIES, registerEventLoopLag } from './event-loop-lag';
+import { registerEventLoopLag } from './event-loop-lag';
 import { SandboxSeries } from './sandbox-series';
 
 export interface SelfMetrics {
@@ -39,8 +39,8 @@ export interface SelfMetricsOptions {
 
 /**
  * prom-client's own event-loop delay monitor, which collectDefaultMetrics always starts, is given this interval
- * (the longest a timer takes, about 24.8 days) so that it stays idle: its families are replaced by ours
- * (event-loop-lag.ts), which sample every EVENT_LOOP_SAMPLE_MS instead of every 10 ms.
+ * (the longest a timer takes, about 24.8 days) so that it stays idle: registerEventLoopLag replaces its
+ * families with ours (event-loop-lag.ts), which sample every EVENT_LOOP_SAMPLE_MS instead of every 10 ms.
  */
 const IDLE_MONITOR_MS = 2 ** 31 - 1;
 
@@ -52,7 +52,6 @@ export function createSelfMetrics(build: BuildInfo, opts: SelfMetricsOptions = {
       prefix: 'kata_monitor_',
       eventLoopMonitoringPrecision: IDLE_MONITOR_MS,
     });
-    for (const f of EVENT_LOOP_LAG_FAMILIES) registry.removeSingleMetric(`kata_monitor_${f}`);
     registerEventLoopLag(registry, 'kata_monitor_');
   }
   const registers = [registry];
